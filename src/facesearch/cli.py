@@ -1,0 +1,428 @@
+"""The `facesearch` command: parses arguments, calls the Engine, prints.
+
+Every command takes --json where a script may want to read its output.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from . import __version__
+from .config import Settings
+from .engine import Engine, SearchResult
+from .errors import FacesearchError
+from .ingest import IngestReport
+from .models.registry import MODELS
+from .models.registry import get as get_model
+from .sheet import contact_sheet
+
+LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
+
+app = typer.Typer(
+    help="Search declared photo collections for the faces in a photo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Fetch, verify and list model weights.", no_args_is_help=True)
+collections_app = typer.Typer(help="Declare and list collections.", no_args_is_help=True)
+images_app = typer.Typer(help="List stored images.", no_args_is_help=True)
+faces_app = typer.Typer(help="List stored faces and export thumbnails.", no_args_is_help=True)
+errors_app = typer.Typer(
+    help="Files that could not be ingested, with reasons.", no_args_is_help=True
+)
+runs_app = typer.Typer(help="Ingest runs and how they ended.", no_args_is_help=True)
+for sub, name in (
+    (models_app, "models"), (collections_app, "collections"), (images_app, "images"),
+    (faces_app, "faces"), (errors_app, "errors"), (runs_app, "runs"),
+):  # fmt: skip
+    app.add_typer(sub, name=name)
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the catalog [env FACESEARCH_DATA_DIR; XDG data home]."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of cached models [env FACESEARCH_CACHE_DIR; XDG cache]."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes for ingest [default: all cores].")
+    ] = None,
+) -> None:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if cache_dir is not None:
+        overrides["cache_dir"] = cache_dir
+    if workers is not None:
+        overrides["workers"] = workers
+    ctx.obj = Settings(**overrides)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def _engine(ctx: typer.Context) -> Engine:
+    return Engine(ctx.obj)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _table(rows: list[dict], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for key in rows[0] if rows else []:
+        table.add_column(key.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table
+
+
+# models
+
+
+@models_app.command("fetch")
+def models_fetch(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to fetch [default: all].")
+    ] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from", help="Import a copy of the file made elsewhere.")
+    ] = None,
+) -> None:
+    """Download, verify (sha256, size) and cache model weights.
+
+    Example: facesearch models fetch
+    """
+    settings: Settings = ctx.obj
+    from .models.cache import ModelCache
+
+    cache = ModelCache(settings.models_dir, report=lambda m: err.print(f"[dim]{m}[/]"))
+    if from_file is not None:
+        if not names or len(names) != 1:
+            raise FacesearchError("--from needs exactly one model name")
+        paths = [cache.fetch(get_model(names[0]), from_file=from_file)]
+    else:
+        paths = [cache.ensure(get_model(n)) for n in (names or list(MODELS))]
+    for path in paths:
+        out.print(f"[green]ok[/] {path}")
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show known models, their licences and whether they are installed."""
+    from .models.cache import ModelCache
+
+    rows = [
+        {
+            "name": s.spec.name, "task": s.spec.task, "version": s.spec.version,
+            "licence": s.spec.licence, "installed": s.installed, "sha256": s.spec.runtime_sha256,
+            "path": str(s.path), "input": s.spec.input_format,
+        }
+        for s in ModelCache(ctx.obj.models_dir).status()
+    ]  # fmt: skip
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(_table([{k: r[k] for k in ("name", "task", "version", "licence", "installed",
+                                              "path")} for r in rows]))  # fmt: skip
+
+
+# collections
+
+
+@collections_app.command("create")
+def collections_create(
+    ctx: typer.Context,
+    name: str,
+    source: Annotated[str, typer.Option(help="Where the photos come from.")],
+    legal_basis: Annotated[str, typer.Option(help="The legal basis for processing them.")],
+    retention_days: Annotated[int | None, typer.Option(help="Keep for this many days.")] = None,
+) -> None:
+    """Declare a collection; nothing is ingested outside one.
+
+    Example: facesearch collections create press --source "Agency archive 2024"
+    --legal-basis "GDPR art. 9(2)(g), contract 12/2024" --retention-days 365
+    """
+    with _engine(ctx) as engine:
+        collection = engine.create_collection(name, source, legal_basis, retention_days)
+    out.print(f"created collection [bold]{collection.name}[/]")
+
+
+@collections_app.command("list")
+def collections_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List collections with their declarations and counts."""
+    with _engine(ctx) as engine:
+        rows = engine.catalog.collections()
+    _print_json(rows) if as_json else out.print(_table(rows))
+
+
+# ingest
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(help="Folders, image files or CSV/JSONL manifests.")
+    ],
+    collection: Annotated[str, typer.Option(help="The declared collection to add to.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Detect, embed and store every face in the given images.
+
+    Folders are walked recursively; a manifest (CSV or JSONL with columns path,
+    source_url, captured_at, caption) adds metadata. Run it again after an
+    interruption and it continues where it stopped.
+
+    Example: facesearch ingest ~/archive/2024 --collection press
+    """
+    with _engine(ctx) as engine:
+        report = _ingest_with_progress(engine, paths, collection)
+    summary = {
+        "run_id": report.run_id, "status": report.status, "files": report.total,
+        "images_added": report.images, "faces_added": report.faces,
+        "duplicates_skipped": report.duplicates, "errors": report.errors,
+        "seconds": round(report.seconds, 2),
+        "images_per_second": round(report.images_per_second, 2),
+    }  # fmt: skip
+    if as_json:
+        _print_json(summary)
+    else:
+        out.print(
+            f"{report.images} images added, {report.faces} faces, "
+            f"{report.duplicates} already stored, {report.errors} errors "
+            f"in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s)"
+        )
+        if report.errors:
+            out.print(f"see the reasons with: facesearch errors list --collection {collection}")
+
+
+def _ingest_with_progress(engine: Engine, paths: list[Path], collection: str) -> IngestReport:
+    columns = (
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} img/s"), TextColumn("{task.fields[faces]} faces"),
+        TextColumn("{task.fields[errors]} errors"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0)
+
+        def update(report: IngestReport) -> None:
+            bar.update(
+                task, total=report.total, completed=report.done,
+                rate=report.images_per_second, faces=report.faces, errors=report.errors,
+            )  # fmt: skip
+
+        try:
+            return engine.ingest(paths, collection, update)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: what was stored is kept; run again to continue[/]")
+            raise typer.Exit(130) from None
+
+
+# search
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(help="The probe photo.", exists=True, dir_okay=False)],
+    top: Annotated[int, typer.Option("--top", "-k", help="How many matches.")] = 10,
+    face: Annotated[
+        int | None, typer.Option(help="Which probe face (0-based, largest first).")
+    ] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Search only these collections.")
+    ] = None,
+    sheet: Annotated[
+        Path | None, typer.Option(help="Also write a JPEG contact sheet of the matches.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the stored faces most similar to a face in PHOTO.
+
+    Example: facesearch search probe.jpg --top 20 --collection press --json
+    """
+    with _engine(ctx) as engine:
+        result = engine.search(photo.read_bytes(), top, face, collection)
+    if sheet is not None:
+        sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
+    if as_json:
+        _print_json(search_json(result))
+        return
+    _print_search(result)
+    if sheet is not None:
+        out.print(f"contact sheet: {sheet}")
+
+
+def search_json(result: SearchResult) -> dict:
+    return {
+        "model": result.model,
+        "face": result.face_index,
+        "probe_faces": [
+            {
+                "index": n,
+                "box": _box(f.detection.box),
+                "score": round(f.detection.score, 4),
+                "quality": f.quality,
+            }
+            for n, f in enumerate(result.probe_faces)
+        ],
+        "searched_faces": result.searched_faces,
+        "notice": LEAD_NOTICE,
+        "matches": [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 4),
+                "face_id": h.face_id,
+                "image_id": h.image_id,
+                "collection": h.collection,
+                "path": h.path,
+                "source_url": h.source_url,
+                "captured_at": h.captured_at,
+                "box": _box(h.box),
+                "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
+            }
+            for h in result.hits
+        ],
+    }
+
+
+def _box(box: tuple[float, float, float, float]) -> dict[str, int]:
+    return dict(zip(("x", "y", "w", "h"), (round(v) for v in box), strict=True))
+
+
+def _print_search(result: SearchResult) -> None:
+    if len(result.probe_faces) > 1:
+        listing = ", ".join(
+            f"{n}: {_box(f.detection.box)}" for n, f in enumerate(result.probe_faces)
+        )
+        out.print(f"{len(result.probe_faces)} faces in the probe ({listing}); "
+                  f"searching face {result.face_index}, pick another with --face")  # fmt: skip
+    table = Table(title=f"{len(result.hits)} matches among {result.searched_faces} faces")
+    for column in ("rank", "score", "collection", "image or source", "captured", "box", "face id"):
+        table.add_column(column)
+    for h in result.hits:
+        box = _box(h.box)
+        table.add_row(
+            str(h.rank), f"{h.score:.3f}", h.collection, h.source_url or h.path,
+            h.captured_at or "", f"{box['x']},{box['y']} {box['w']}x{box['h']}", str(h.face_id),
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"[dim]{LEAD_NOTICE} Thumbnails: facesearch faces thumbnail FACE_ID -o FILE[/]")
+
+
+# catalog views
+
+
+@app.command()
+def stats(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Counts of collections, images, faces and errors."""
+    with _engine(ctx) as engine:
+        counts = engine.stats()
+    _print_json(counts) if as_json else out.print(_table([counts]))
+
+
+@images_app.command("list")
+def images_list(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored images."""
+    with _engine(ctx) as engine:
+        chosen = engine.catalog.collection(collection) if collection else None
+        rows = engine.catalog.images(chosen, limit)
+    _print_json(rows) if as_json else out.print(_table(rows))
+
+
+@faces_app.command("list")
+def faces_list(
+    ctx: typer.Context,
+    image: Annotated[int | None, typer.Option(help="Only the faces of this image id.")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored faces."""
+    with _engine(ctx) as engine:
+        rows = engine.catalog.face_list(image, limit)
+    _print_json(rows) if as_json else out.print(_table(rows))
+
+
+@faces_app.command("thumbnail")
+def faces_thumbnail(
+    ctx: typer.Context,
+    face_id: int,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JPEG file to write.")],
+) -> None:
+    """Write a face's thumbnail to a JPEG file."""
+    with _engine(ctx) as engine:
+        rows = engine.catalog.faces([face_id])
+    if face_id not in rows:
+        raise FacesearchError(f"no face with id {face_id}")
+    output.write_bytes(rows[face_id].thumbnail)
+    out.print(f"wrote {output}")
+
+
+@errors_app.command("list")
+def errors_list(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List files that could not be ingested and why."""
+    with _engine(ctx) as engine:
+        chosen = engine.catalog.collection(collection) if collection else None
+        rows = engine.catalog.errors(chosen, limit)
+    _print_json(rows) if as_json else out.print(_table(rows))
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context, limit: Annotated[int, typer.Option()] = 20, as_json: JsonOpt = False
+) -> None:
+    """List ingest runs, newest first."""
+    with _engine(ctx) as engine:
+        rows = engine.catalog.runs(limit)
+    _print_json(rows) if as_json else out.print(_table(rows))
+
+
+def run() -> None:
+    """Console entry point: user errors print one clear line, not a traceback."""
+    try:
+        app()
+    except FacesearchError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,55 @@
+"""Typed settings, read from FACESEARCH_* environment variables.
+
+Entry points build one `Settings` and pass it down; nothing reads the
+environment in the middle of a call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DetectSettings(BaseModel):
+    score_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    nms_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    # Faces narrower than this, in full-resolution pixels, are too small to
+    # identify anyone reliably.
+    min_face_px: int = Field(24, ge=1)
+    # Detection runs on a copy whose longer side is at most this; crops come
+    # from full resolution.
+    max_side: int = Field(1280, ge=160)
+    top_k: int = Field(500, ge=1)
+
+
+class DecodeSettings(BaseModel):
+    max_pixels: int = Field(120_000_000, ge=1)
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("facesearch")))
+    cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("facesearch")))
+    detector: str = "yunet-2023mar"
+    embedder: str = "sface-2021dec"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    batch_images: int = Field(16, ge=1)
+    thumbnail_px: int = Field(96, ge=16, le=512)
+    detect: DetectSettings = DetectSettings()
+    decode: DecodeSettings = DecodeSettings()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"

@@ -1,0 +1,158 @@
+"""The engine wires the pipeline, the catalog and the vector index together.
+
+Front doors (the CLI today; the API and web later) build `Settings`, open an
+`Engine` and call its methods; they hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ingest as ingest_module
+from .config import Settings
+from .errors import FacesearchError, ModelMismatch
+from .index.flat import FlatIndex
+from .models.cache import ModelCache
+from .models.registry import MODELS, ModelSpec
+from .models.registry import get as get_model
+from .pipeline.analyze import Analyzer
+from .pipeline.decode import decode
+from .store.catalog import Catalog, Collection
+from .types import FaceRecord, Hit
+
+
+@dataclass
+class SearchResult:
+    probe_faces: list[FaceRecord]
+    face_index: int
+    hits: list[Hit]
+    searched_faces: int
+    model: str
+
+
+class Engine:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog(settings.catalog_path)
+        self._analyzer: Analyzer | None = None
+        self._index: FlatIndex | None = None
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def embedder_spec(self) -> ModelSpec:
+        return get_model(self.settings.embedder)
+
+    # models
+
+    def model_cache(self) -> ModelCache:
+        return ModelCache(self.settings.models_dir)
+
+    def fetch_models(self, names: list[str] | None = None) -> list[Path]:
+        cache = self.model_cache()
+        specs = [get_model(n) for n in names] if names else list(MODELS.values())
+        return [cache.ensure(spec) for spec in specs]
+
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = Analyzer.load(self.settings)
+        return self._analyzer
+
+    # collections
+
+    def create_collection(
+        self, name: str, source: str, legal_basis: str, retention_days: int | None = None
+    ) -> Collection:
+        return self.catalog.create_collection(name, source, legal_basis, retention_days)
+
+    # ingest
+
+    def ingest(
+        self, paths: list[Path], collection: str, progress: ingest_module.Progress | None = None
+    ) -> ingest_module.IngestReport:
+        target = self.catalog.collection(collection)
+        # Fetch once here, not in every worker process at the same moment.
+        self.fetch_models([self.settings.detector, self.settings.embedder])
+        analyzer = self.analyzer if self.settings.workers <= 1 else None
+        report = ingest_module.ingest(
+            self.settings, self.catalog, target, paths, progress, analyzer
+        )
+        self._index = None
+        return report
+
+    # search
+
+    def search(
+        self,
+        photo: bytes,
+        top_k: int = 10,
+        face: int | None = None,
+        collections: list[str] | None = None,
+    ) -> SearchResult:
+        """Rank stored faces by similarity to one face of the probe photo.
+
+        The probe's largest face is used unless `face` (0-based, in the order
+        of `probe_faces`) picks another.
+        """
+        if top_k < 1:
+            raise FacesearchError("top_k must be at least 1")
+        image = decode(photo, self.settings.decode)
+        faces = self.analyzer.faces(image.pixels)
+        if not faces:
+            raise FacesearchError("no face was found in the probe photo")
+        faces.sort(key=lambda f: f.detection.area, reverse=True)
+        if face is None:
+            face = 0
+        elif not 0 <= face < len(faces):
+            raise FacesearchError(
+                f"the probe has {len(faces)} faces; --face must be 0..{len(faces) - 1}"
+            )
+        index = self._vector_index()
+        allowed = None
+        if collections:
+            chosen = [self.catalog.collection(name) for name in collections]
+            allowed = self.catalog.face_ids(chosen)
+        scores, ids = index.search(faces[face].embedding[None, :], top_k, allowed)
+        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        rows = self.catalog.faces(i for _, i in pairs)
+        hits = [
+            Hit(
+                rank=rank, score=score, face_id=i, image_id=rows[i].image_id,
+                collection=rows[i].collection, path=rows[i].path, source_url=rows[i].source_url,
+                captured_at=rows[i].captured_at, box=rows[i].box, thumbnail=rows[i].thumbnail,
+            )
+            for rank, (score, i) in enumerate(pairs, start=1)
+        ]  # fmt: skip
+        searched = len(index) if allowed is None else len(allowed)
+        return SearchResult(faces, face, hits, searched, self.embedder_spec.name)
+
+    def _vector_index(self) -> FlatIndex:
+        if self._index is None:
+            spec = self.embedder_spec
+            ids, vectors = self.catalog.embeddings(spec.name, spec.version)
+            others = [
+                m for m in self.catalog.face_models() if (m[0], m[1]) != (spec.name, spec.version)
+            ]
+            if not len(ids) and others:
+                held = ", ".join(f"{n} {v} ({c} faces)" for n, v, c in others)
+                raise ModelMismatch(
+                    f"the catalog holds faces of {held} only; this engine embeds with "
+                    f"{spec.name} {spec.version}, and embeddings of different models "
+                    "cannot be compared"
+                )
+            index = FlatIndex(spec.embedding_dim or vectors.shape[1])
+            index.add(ids, vectors)
+            self._index = index
+        return self._index
+
+    def stats(self) -> dict[str, int]:
+        return self.catalog.stats()

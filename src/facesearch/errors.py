@@ -1,0 +1,21 @@
+"""Exceptions that carry a message meant for the person at the keyboard."""
+
+
+class FacesearchError(Exception):
+    """Base class: the message is shown to the user as it is."""
+
+
+class ModelUnavailable(FacesearchError):
+    """No source could deliver a model file with the pinned hash."""
+
+
+class ImageRejected(FacesearchError):
+    """A file cannot be used as an image; the message says why."""
+
+
+class NotFound(FacesearchError):
+    """A named collection, image or face does not exist."""
+
+
+class ModelMismatch(FacesearchError):
+    """Embeddings of different models cannot be compared."""

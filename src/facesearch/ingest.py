@@ -1,0 +1,195 @@
+"""Ingest: items → content hash → (worker processes) analyse → catalog, batch by batch.
+
+Each batch of results is stored in one transaction, and an image already in
+the collection (same content hash) is skipped before any work is done. A run
+that is interrupted, by Ctrl-C or kill -9, therefore resumes where it stopped
+when started again: nothing committed is lost and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from .config import Settings
+from .models.registry import get as get_model
+from .pipeline.analyze import Analyzer
+from .pipeline.sources import iter_sources
+from .store.catalog import Catalog, Collection
+from .types import ImageResult, SourceItem
+
+Work = list[tuple[SourceItem, str, bytes]]
+
+
+@dataclass
+class IngestReport:
+    run_id: int
+    total: int = 0
+    done: int = 0
+    images: int = 0
+    faces: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    status: str = "running"
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[IngestReport], None]
+
+
+def ingest(
+    settings: Settings,
+    catalog: Catalog,
+    collection: Collection,
+    paths: list[Path],
+    progress: Progress | None = None,
+    analyzer: Analyzer | None = None,
+) -> IngestReport:
+    items = list(iter_sources(paths))
+    model = get_model(settings.embedder)
+    report = IngestReport(catalog.start_run(collection, [str(p) for p in paths]), total=len(items))
+    started = time.perf_counter()
+
+    def store(results: list[ImageResult]) -> None:
+        clock = time.perf_counter()
+        images, faces, errors = catalog.store_results(
+            collection, report.run_id, results, model.name, model.version
+        )
+        for result in results:
+            for stage, seconds in result.timings.items():
+                report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
+        report.stage_seconds["store"] = (
+            report.stage_seconds.get("store", 0.0) + time.perf_counter() - clock
+        )
+        report.images += images
+        report.faces += faces
+        report.errors += errors
+        report.done += len(results)
+        report.seconds = time.perf_counter() - started
+        if progress:
+            progress(report)
+
+    def skip_duplicate() -> None:
+        report.duplicates += 1
+        report.done += 1
+        if progress:
+            progress(report)
+
+    batches = _batches(items, catalog, collection, settings, skip_duplicate, store)
+    try:
+        if settings.workers <= 1:
+            analyzer = analyzer or Analyzer.load(settings)
+            for batch in batches:
+                store([analyzer.analyze(*work) for work in batch])
+        else:
+            _run_in_pool(settings, batches, store)
+    except BaseException:
+        report.status = "interrupted"
+        catalog.finish_run(report.run_id, report.status, _counts(report))
+        raise
+    report.status = "finished"
+    report.seconds = time.perf_counter() - started
+    catalog.finish_run(report.run_id, report.status, _counts(report))
+    return report
+
+
+def _counts(report: IngestReport) -> dict[str, int]:
+    return {
+        "images": report.images,
+        "faces": report.faces,
+        "duplicates": report.duplicates,
+        "errors": report.errors,
+    }
+
+
+def _batches(
+    items: list[SourceItem],
+    catalog: Catalog,
+    collection: Collection,
+    settings: Settings,
+    skip_duplicate: Callable[[], None],
+    store: Callable[[list[ImageResult]], None],
+) -> Iterator[Work]:
+    """Batches of new files with their bytes and hash; known content is skipped here."""
+    seen: set[str] = set()
+    batch: Work = []
+    for item in items:
+        try:
+            data = _read(item.path, settings.decode.max_bytes)
+        except OSError as exc:
+            store([ImageResult(item, "", 0, error=f"cannot read file: {exc.strerror or exc}")])
+            continue
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 in seen or catalog.has_image(collection, sha256):
+            skip_duplicate()
+            continue
+        seen.add(sha256)
+        batch.append((item, sha256, data))
+        if len(batch) >= settings.batch_images:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    with path.open("rb") as f:
+        # Reading one byte past the limit is enough for decode to refuse it.
+        return f.read(max_bytes + 1)
+
+
+def _run_in_pool(
+    settings: Settings, batches: Iterator[Work], store: Callable[[list[ImageResult]], None]
+) -> None:
+    # Bounded in-flight work: memory stays flat however large the archive.
+    window = settings.workers * 2
+    context = get_context("spawn")
+    with ProcessPoolExecutor(
+        settings.workers, mp_context=context, initializer=_init_worker,
+        initargs=(settings.model_dump_json(),),
+    ) as pool:  # fmt: skip
+        pending: set[Future[list[ImageResult]]] = set()
+        try:
+            for batch in batches:
+                pending.add(pool.submit(_analyze_batch, batch))
+                if len(pending) >= window:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        store(future.result())
+            for future in pending:
+                store(future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+_worker_analyzer: Analyzer | None = None
+
+
+def _init_worker(settings_json: str) -> None:
+    import cv2
+
+    # The parent decides when to stop; a Ctrl-C must not kill workers mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One thread per process: the pool already uses every core.
+    cv2.setNumThreads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    global _worker_analyzer
+    _worker_analyzer = Analyzer.load(Settings.model_validate_json(settings_json))
+
+
+def _analyze_batch(batch: Work) -> list[ImageResult]:
+    assert _worker_analyzer is not None
+    return [_worker_analyzer.analyze(*work) for work in batch]

@@ -1,0 +1,1 @@
+"""Model weights (registry, verified cache) and the sessions that run them."""

@@ -1,0 +1,1 @@
+"""The stages every image goes through: sources → decode → detect → align → embed."""

@@ -1,0 +1,1 @@
+"""The catalog: the one place that holds state and speaks SQL."""

@@ -1,0 +1,327 @@
+"""The catalog: collections, images, faces, ingest runs and per-file errors.
+
+Every other module asks this one; no SQL lives anywhere else. Embeddings are
+kept here in full so any vector index can be rebuilt from the catalog alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FacesearchError, NotFound
+from ..types import ImageResult
+from .migrations import migrate, now
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: int
+    name: str
+    source: str
+    legal_basis: str
+    retention_days: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    face_id: int
+    image_id: int
+    collection: str
+    path: str
+    source_url: str | None
+    captured_at: str | None
+    box: tuple[float, float, float, float]
+    det_score: float
+    quality: float
+    model: str
+    model_version: str
+    thumbnail: bytes
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL survives a killed process without losing a commit; only
+        # a power cut can drop the last transactions, never corrupt the file.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        migrate(self.conn)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All or nothing; nested blocks become savepoints."""
+        name = f"sp{self._depth}"
+        self.conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth -= 1
+            self.conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
+            raise
+        self._depth -= 1
+        self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+
+    # collections
+
+    def create_collection(
+        self, name: str, source: str, legal_basis: str, retention_days: int | None = None
+    ) -> Collection:
+        name = name.strip()
+        if not name or not source.strip() or not legal_basis.strip():
+            raise FacesearchError("a collection needs a name, a source and a legal basis")
+        if retention_days is not None and retention_days < 1:
+            raise FacesearchError("retention must be at least one day")
+        try:
+            with self.transaction():
+                self.conn.execute(
+                    "INSERT INTO collections (name, source, legal_basis, retention_days, "
+                    "created_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, source.strip(), legal_basis.strip(), retention_days, now()),
+                )
+        except sqlite3.IntegrityError:
+            raise FacesearchError(f"collection {name!r} already exists") from None
+        return self.collection(name)
+
+    def collection(self, name: str) -> Collection:
+        row = self.conn.execute(
+            "SELECT id, name, source, legal_basis, retention_days, created_at "
+            "FROM collections WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"no collection named {name!r}; create it first with "
+                f"'facesearch collections create {name} --source … --legal-basis …'"
+            )
+        return Collection(*row)
+
+    def collections(self) -> list[dict]:
+        rows = self.conn.execute(
+            """
+            SELECT c.name, c.source, c.legal_basis, c.retention_days, c.created_at,
+                   (SELECT COUNT(*) FROM images i WHERE i.collection_id = c.id) AS images,
+                   (SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.id) AS faces,
+                   (SELECT COUNT(*) FROM ingest_errors e WHERE e.collection_id = c.id) AS errors
+            FROM collections c ORDER BY c.name
+            """
+        )
+        return [dict(r) for r in rows]
+
+    # ingest
+
+    def start_run(self, collection: Collection, inputs: list[str]) -> int:
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO ingest_runs (collection_id, started_at, status, inputs) "
+                "VALUES (?, ?, 'running', ?)",
+                (collection.id, now(), "\n".join(inputs)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, int]) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE ingest_runs SET finished_at = ?, status = ?, images_added = ?, "
+                "faces_added = ?, duplicates = ?, errors = ? WHERE id = ?",
+                (
+                    now(), status, counts.get("images", 0), counts.get("faces", 0),
+                    counts.get("duplicates", 0), counts.get("errors", 0), run_id,
+                ),
+            )  # fmt: skip
+
+    def runs(self, limit: int = 20) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT r.id, c.name AS collection, r.started_at, r.finished_at, r.status, "
+            "r.images_added, r.faces_added, r.duplicates, r.errors FROM ingest_runs r "
+            "JOIN collections c ON c.id = r.collection_id ORDER BY r.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def has_image(self, collection: Collection, sha256: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM images WHERE collection_id = ? AND sha256 = ?",
+            (collection.id, sha256),
+        ).fetchone()
+        return row is not None
+
+    def store_results(
+        self, collection: Collection, run_id: int, results: Iterable[ImageResult],
+        model: str, model_version: str,
+    ) -> tuple[int, int, int]:  # fmt: skip
+        """Store a batch in one transaction; returns (images, faces, errors) added.
+
+        An image already in the collection is skipped, so a batch replayed
+        after a crash stores nothing twice.
+        """
+        images = faces = errors = 0
+        with self.transaction():
+            for result in results:
+                item = result.item
+                if result.error is not None:
+                    self.conn.execute(
+                        "INSERT INTO ingest_errors (collection_id, run_id, path, sha256, reason, "
+                        "at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, path) DO "
+                        "UPDATE SET run_id = excluded.run_id, sha256 = excluded.sha256, "
+                        "reason = excluded.reason, at = excluded.at",
+                        (collection.id, run_id, str(item.path), result.sha256, result.error, now()),
+                    )
+                    errors += 1
+                    continue
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO images (collection_id, sha256, path, source_url, "
+                    "captured_at, caption, width, height, size_bytes, face_count, run_id, "
+                    "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        collection.id, result.sha256, str(item.path), item.source_url,
+                        item.captured_at, item.caption, result.width, result.height,
+                        result.size_bytes, len(result.faces), run_id, now(),
+                    ),
+                )  # fmt: skip
+                if cursor.rowcount == 0:
+                    continue
+                image_id = cursor.lastrowid
+                images += 1
+                self.conn.execute(
+                    "DELETE FROM ingest_errors WHERE collection_id = ? AND path = ?",
+                    (collection.id, str(item.path)),
+                )
+                self.conn.executemany(
+                    "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, "
+                    "det_score, quality, model, model_version, embedding, thumbnail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            image_id, collection.id, *f.detection.box,
+                            f.detection.landmarks.astype("<f4").tobytes(), f.detection.score,
+                            f.quality, model, model_version,
+                            np.asarray(f.embedding, dtype="<f4").tobytes(), f.thumbnail,
+                        )
+                        for f in result.faces
+                    ],
+                )  # fmt: skip
+                faces += len(result.faces)
+        return images, faces, errors
+
+    # search support
+
+    def embeddings(
+        self, model: str, model_version: str, collections: list[Collection] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every face embedded by this model, optionally filtered."""
+        sql = "SELECT id, embedding FROM faces WHERE model = ? AND model_version = ?"
+        params: list = [model, model_version]
+        if collections is not None:
+            sql += f" AND collection_id IN ({','.join('?' * len(collections))})"
+            params += [c.id for c in collections]
+        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return ids, vectors.astype(np.float32)
+
+    def face_ids(self, collections: list[Collection]) -> np.ndarray:
+        rows = self.conn.execute(
+            f"SELECT id FROM faces WHERE collection_id IN ({','.join('?' * len(collections))})",
+            [c.id for c in collections],
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def face_models(self) -> list[tuple[str, str, int]]:
+        rows = self.conn.execute(
+            "SELECT model, model_version, COUNT(*) FROM faces GROUP BY model, model_version"
+        )
+        return [tuple(r) for r in rows]
+
+    def faces(self, ids: Iterable[int]) -> dict[int, FaceRow]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            f"""
+            SELECT f.id, f.image_id, c.name, i.path, i.source_url, i.captured_at,
+                   f.x, f.y, f.w, f.h, f.det_score, f.quality, f.model, f.model_version,
+                   f.thumbnail
+            FROM faces f JOIN images i ON i.id = f.image_id
+            JOIN collections c ON c.id = f.collection_id
+            WHERE f.id IN ({",".join("?" * len(ids))})
+            """,
+            ids,
+        )
+        return {
+            r[0]: FaceRow(r[0], r[1], r[2], r[3], r[4], r[5], (r[6], r[7], r[8], r[9]),
+                          r[10], r[11], r[12], r[13], r[14])
+            for r in rows
+        }  # fmt: skip
+
+    def images(self, collection: Collection | None = None, limit: int = 50) -> list[dict]:
+        sql = (
+            "SELECT i.id, c.name AS collection, i.path, i.source_url, i.captured_at, i.width, "
+            "i.height, i.face_count, i.sha256 FROM images i JOIN collections c "
+            "ON c.id = i.collection_id"
+        )
+        params: list = []
+        if collection is not None:
+            sql += " WHERE i.collection_id = ?"
+            params.append(collection.id)
+        params.append(limit)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY i.id LIMIT ?", params)]
+
+    def face_list(self, image_id: int | None = None, limit: int = 50) -> list[dict]:
+        sql = (
+            "SELECT f.id, f.image_id, i.path, f.x, f.y, f.w, f.h, f.det_score, f.quality, "
+            "f.model, f.model_version FROM faces f JOIN images i ON i.id = f.image_id"
+        )
+        params: list = []
+        if image_id is not None:
+            sql += " WHERE f.image_id = ?"
+            params.append(image_id)
+        params.append(limit)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY f.id LIMIT ?", params)]
+
+    def errors(self, collection: Collection | None = None, limit: int = 50) -> list[dict]:
+        sql = (
+            "SELECT c.name AS collection, e.path, e.reason, e.at FROM ingest_errors e "
+            "JOIN collections c ON c.id = e.collection_id"
+        )
+        params: list = []
+        if collection is not None:
+            sql += " WHERE e.collection_id = ?"
+            params.append(collection.id)
+        params.append(limit)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY e.id LIMIT ?", params)]
+
+    def stats(self) -> dict[str, int]:
+        counts = {}
+        for key, table in (
+            ("collections", "collections"),
+            ("images", "images"),
+            ("faces", "faces"),
+            ("errors", "ingest_errors"),
+            ("runs", "ingest_runs"),
+        ):
+            counts[key] = self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return counts
