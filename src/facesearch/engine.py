@@ -32,10 +32,13 @@ class SearchResult:
 
 
 class Engine:
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog(settings.catalog_path)
-        self._analyzer: Analyzer | None = None
+        # Loaded on first use, so commands that never touch a model start fast.
+        self._analyzer = analyzer
         self._index: FlatIndex | None = None
 
     def close(self) -> None:

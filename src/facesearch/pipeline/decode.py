@@ -46,7 +46,7 @@ def decode(data: bytes, limits: DecodeSettings) -> DecodedImage:
     except UnidentifiedImageError:
         raise ImageRejected("not an image: the format is not recognised") from None
     except Exception as exc:
-        raise ImageRejected(f"unreadable image header: {exc}") from None
+        raise ImageRejected(f"corrupt or truncated image header: {exc}") from None
     if image.format not in FORMATS:
         raise ImageRejected(f"unsupported image format {image.format}")
     width, height = image.size

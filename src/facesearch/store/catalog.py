@@ -257,7 +257,7 @@ class Catalog:
         return [tuple(r) for r in rows]
 
     def faces(self, ids: Iterable[int]) -> dict[int, FaceRow]:
-        ids = list(ids)
+        ids = [int(i) for i in ids]  # numpy integers would bind as blobs
         if not ids:
             return {}
         rows = self.conn.execute(
