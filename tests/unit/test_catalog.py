@@ -72,7 +72,9 @@ def test_errors_are_kept_once_per_file_and_cleared_by_success(catalog):
     press = catalog.create_collection("press", "s", "b")
     run = catalog.start_run(press, ["/x"])
     catalog.store_results(press, run, [_result("a.jpg", "aa", 0, error="truncated")], "m", "1")
-    catalog.store_results(press, run, [_result("a.jpg", "aa", 0, error="still truncated")], "m", "1")
+    catalog.store_results(
+        press, run, [_result("a.jpg", "aa", 0, error="still truncated")], "m", "1"
+    )
     assert [e["reason"] for e in catalog.errors()] == ["still truncated"]
     catalog.store_results(press, run, [_result("a.jpg", "aa")], "m", "1")
     assert catalog.errors() == []

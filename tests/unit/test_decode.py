@@ -2,9 +2,9 @@ import io
 
 import numpy as np
 import pytest
+from badfiles import jpeg_bytes, png_claiming
 from PIL import Image
 
-from badfiles import jpeg_bytes, png_claiming
 from facesearch.config import DecodeSettings
 from facesearch.errors import ImageRejected
 from facesearch.pipeline.decode import decode

@@ -35,8 +35,10 @@ def test_csv_manifest_carries_metadata_and_resolves_relative_paths(tmp_path):
 def test_jsonl_manifest(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(
-        json.dumps({"path": "x.jpg", "captured_at": "2020-01-02"}) + "\n\n"
-        + json.dumps({"path": "y.jpg", "caption": "two"}) + "\n"
+        json.dumps({"path": "x.jpg", "captured_at": "2020-01-02"})
+        + "\n\n"
+        + json.dumps({"path": "y.jpg", "caption": "two"})
+        + "\n"
     )
     items = list(iter_sources([manifest]))
     assert [i.path.name for i in items] == ["x.jpg", "y.jpg"]

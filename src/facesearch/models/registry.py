@@ -6,7 +6,7 @@ OpenCV's model zoo; the PyPI wheels below carry byte-identical copies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import NotFound
@@ -59,8 +59,8 @@ class ModelSpec:
     sources: tuple[Source, ...]
     derived: Derived | None = None
     embedding_dim: int | None = None
-    notes: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    # Cosine similarity at which the model's authors call two faces the same.
+    match_threshold: float | None = None
 
     @property
     def runtime_file(self) -> str:
@@ -117,6 +117,7 @@ SFACE = ModelSpec(
         transform="fold_to_fp32",
     ),
     embedding_dim=128,
+    match_threshold=0.363,
 )
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (YUNET, SFACE)}
