@@ -23,7 +23,7 @@ def _pixels(path):
     return decode(path.read_bytes(), LIMITS).pixels
 
 
-def _centres(detections):
+def _centres(faces):
     return sorted(
         (round(d.box[0] + d.box[2] / 2), round(d.box[1] + d.box[3] / 2)) for d in detections
     )
@@ -59,7 +59,9 @@ def test_detection_on_a_downsized_copy_keeps_full_resolution_coordinates(wild, y
     small = Detector(yunet_path, DetectSettings(max_side=640)).detect(pixels)
     large = Detector(yunet_path, DetectSettings(max_side=1280)).detect(pixels)
     assert len(small) == len(large) == 2
-    for a, b in zip(sorted(small, key=lambda d: d.box[0]), sorted(large, key=lambda d: d.box[0])):
+    for a, b in zip(
+        sorted(small, key=lambda d: d.box[0]), sorted(large, key=lambda d: d.box[0]), strict=False
+    ):
         assert min(a.box[2], b.box[2]) > 400  # in full-resolution pixels
         # YuNet's landmarks move by a few percent of the face between scales.
         assert np.abs(a.landmarks - b.landmarks).max() < 0.08 * b.box[2]

@@ -43,8 +43,8 @@ def test_align_produces_the_crop_the_template_describes():
     image = np.zeros((600, 800, 3), np.uint8)
     landmarks = apply(_rotation(25, 3.0, (300, 100)), TEMPLATE)
     for x, y in landmarks:
-        image[int(round(y)) - 2 : int(round(y)) + 3, int(round(x)) - 2 : int(round(x)) + 3] = 255
+        image[round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3] = 255
     crop = align(image, landmarks)
     assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
     for x, y in TEMPLATE:
-        assert crop[int(round(y)), int(round(x))].max() > 100
+        assert crop[round(y), round(x)].max() > 100
