@@ -24,9 +24,7 @@ def _pixels(path):
 
 
 def _centres(faces):
-    return sorted(
-        (round(d.box[0] + d.box[2] / 2), round(d.box[1] + d.box[3] / 2)) for d in detections
-    )
+    return sorted((round(d.box[0] + d.box[2] / 2), round(d.box[1] + d.box[3] / 2)) for d in faces)
 
 
 def test_finds_both_faces_in_the_couple(wild, yunet_path):
