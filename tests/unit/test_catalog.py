@@ -63,7 +63,7 @@ def test_a_failing_batch_leaves_nothing_behind(catalog):
     run = catalog.start_run(press, ["/x"])
     broken = _result("c.jpg", "cc")
     broken.faces[0].embedding = "not a vector"  # fails inside the transaction
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValueError, match="could not convert"):
         catalog.store_results(press, run, [_result("a.jpg", "aa"), broken], "m", "1")
     assert catalog.stats()["images"] == 0 and catalog.stats()["faces"] == 0
 
