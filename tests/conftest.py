@@ -17,6 +17,10 @@ from facesearch.pipeline.analyze import Analyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACESEARCH_DATA", ROOT.parent / "shared" / "data"))
+# Subprocesses started by tests import this checkout's code, not another install.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 def data_path(*parts: str) -> Path:
