@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+# Face and image ids are never reused (AUTOINCREMENT): vector indexes and audit
+# records refer to them long after a row is deleted.
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_initial",
@@ -30,7 +32,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             errors INTEGER NOT NULL DEFAULT 0
         );
         CREATE TABLE images (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
             sha256 TEXT NOT NULL,
             path TEXT NOT NULL,
@@ -46,7 +48,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             UNIQUE (collection_id, sha256)
         );
         CREATE TABLE faces (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
             collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
             x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
