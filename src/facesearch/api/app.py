@@ -59,6 +59,13 @@ STATUS = (
 )
 
 
+# Every router of the API and the pages, in the order they are matched.
+ROUTERS = (
+    auth.router, accounts.router, collections.router, jobs.router, search.router,
+    images.router, system.router, pages.router,
+)  # fmt: skip
+
+
 def status_of(exc: FacesearchError) -> int:
     return next(code for kind, code in STATUS if isinstance(exc, kind))
 
@@ -114,9 +121,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         ),
     )  # fmt: skip
     app.state.services = services
-    for module in (auth, accounts, collections, jobs, search, images, system):
-        app.include_router(module.router)
-    app.include_router(pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     docs_static = Path(fastapi_offline.__file__).parent / "static"
     app.mount("/docs-static", StaticFiles(directory=docs_static), name="docs-static")
