@@ -54,7 +54,7 @@
       el("td", {}, el("span", { class: `status-pill ${kind}`, text: label })),
       el("td", { text: user.expires_at ? date(user.expires_at) : "—" }),
       el("td", { text: when(user.last_login_at) }),
-      el("td", { class: "actions" }, actions));
+      el("td", { class: "row-actions" }, actions));
   }
 
   async function loadUsers() {
