@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ROLES
+from apiworld import ROLES
 from fastapi.routing import APIRoute
 
 from facesearch.api.app import ROUTERS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import PASSWORD, build_app, make_settings
+from apiworld import PASSWORD, build_app, make_settings
 from fastapi.testclient import TestClient
 
 from facesearch.governance.auth import Role

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import build_app, lfw_slice, make_settings, upload, wait_for_job
+from apiworld import build_app, lfw_slice, make_settings, upload, wait_for_job
 from fastapi.testclient import TestClient
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import PASSWORD
+from apiworld import PASSWORD
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import build_app, make_settings
+from apiworld import build_app, make_settings
 from fastapi.testclient import TestClient
 from PIL import Image
 

@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..engine import Engine
 from ..errors import FacesearchError, ImageTooLarge
@@ -45,7 +46,16 @@ def resolve_actor(request: Request, services: Services) -> Actor | None:
     return None
 
 
-def current_actor(request: Request, services: ServicesDep) -> Actor:
+# Declares the Bearer scheme in the OpenAPI document (an "Authorize" button in /docs);
+# the header itself is read by `resolve_actor`, which also accepts the session cookie.
+bearer = HTTPBearer(auto_error=False, description="an API token made with POST /api/tokens")
+
+
+def current_actor(
+    request: Request,
+    services: ServicesDep,
+    _: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Actor:
     actor = resolve_actor(request, services)
     if actor is None:
         raise AuthenticationFailed(

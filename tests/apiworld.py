@@ -1,4 +1,5 @@
-"""A real server app over a real catalog with real models, and an account per role.
+"""Service fixtures: a real server app over a real catalog with real models, and an
+account per role (a plugin of tests/conftest.py; helpers are imported from here).
 
 The module-scoped `world` ingests a few photos of ../shared/data/wild once; tests
 talk to it through FastAPI's TestClient with real credentials (API tokens, or a
