@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -31,6 +32,10 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+# The server subprocess runs this checkout's code too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])
+)
 
 from server import Server, first_login  # noqa: E402
 
@@ -76,7 +81,7 @@ def main() -> None:
     )  # fmt: skip
     results: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "images": len(stored), "probes": len(probes),
     }  # fmt: skip
     with server:

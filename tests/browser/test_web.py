@@ -90,9 +90,12 @@ def test_search_click_a_face_and_see_the_match_first(site, browser, wild):
     foreign = _only_local_requests(page, site)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site.url + "/login")
+    page.screenshot(path=OUTPUT / "login.png")
     _log_in(page, site, "ines", PASSWORD)
     page.wait_for_url(site.url + "/search")
     page.wait_for_selector(".chip input[value=press]")
+    page.screenshot(path=OUTPUT / "search.png")
 
     page.set_input_files("#photo", str(wild / "couple.jpg"))
     page.wait_for_selector(".facebox >> nth=1")
@@ -182,4 +185,19 @@ def test_collections_and_people_pages_for_an_administrator(site, browser):
     )
     assert login.status_code == 200 and login.json()["me"]["must_change_password"]
     assert login.json()["me"]["role"] == "auditor"
+
+    page.click("nav >> text=Account")
+    page.fill("#new-token input[name=name]", "case tool")
+    page.click("#new-token button[type=submit]")
+    page.wait_for_selector("#token-created code")
+    token = page.locator("#token-created code").inner_text()
+    page.wait_for_selector("#tokens td >> text=case tool")
+    page.screenshot(path=OUTPUT / "account.png", full_page=True)
+    me = httpx.get(site.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["username"] == "admin" and me.json()["via"] == "token"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#tokens button >> text=revoke")
+    page.wait_for_selector("#tokens .status-pill >> text=revoked")
+    revoked = httpx.get(site.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert revoked.status_code == 401
     assert not errors, errors

@@ -89,6 +89,7 @@
         el("td", { text: date(t.created_at) }), el("td", { text: date(t.expires_at) }), el("td", { text: when(t.last_used_at) }),
         el("td", {}, el("span", { class: `status-pill ${state === "active" ? "active" : "disabled"}`, text: state })),
         el("td", {}, state === "active" ? el("button", { type: "button", class: "link", text: "revoke", onclick: async () => {
+          if (!confirm(`Revoke the token ${t.name}? Programs using it stop working at once.`)) return;
           try { await api("DELETE", `/api/tokens/${t.id}`); toast("token revoked"); loadTokens(); }
           catch (error) { toast(error.message, "error"); }
         } }) : null));
