@@ -110,7 +110,11 @@ def serve(
     err.print("[dim]checking models…[/]")
     services.engine.fetch_models([settings.detector, settings.embedder])
     out.print(f"facesearch on http://{host}:{port}/  (API documentation: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    # Open progress streams must not hold a shutdown up for long.
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -191,7 +191,7 @@
     input.value = "";
     probe.hidden = true;
     drop.hidden = false;
-    grid.replaceChildren();
+    grid.replaceChildren(el("p", { class: "empty", text: "Choose a photo to search." }));
     status.replaceChildren();
     state.result = null;
   });
