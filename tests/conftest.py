@@ -15,6 +15,9 @@ from facesearch.config import Settings
 from facesearch.engine import Engine
 from facesearch.pipeline.analyze import Analyzer
 
+# The service's fixtures (a running app with an account per role) live beside this file.
+pytest_plugins = ("apiworld",)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACESEARCH_DATA", ROOT.parent / "shared" / "data"))
 # Subprocesses started by tests import this checkout's code, not another install.

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .cli_service import register as register_service_commands
 from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
@@ -52,6 +53,7 @@ for sub, name in (
     (faces_app, "faces"), (errors_app, "errors"), (runs_app, "runs"),
 ):  # fmt: skip
     app.add_typer(sub, name=name)
+register_service_commands(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -274,7 +276,7 @@ def search(
     Example: facesearch search probe.jpg --top 20 --collection press --json
     """
     with _engine(ctx) as engine:
-        result = engine.search(photo.read_bytes(), top, face, collection)
+        result = engine.search(photo.read_bytes(), top, face, collection or None)
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
     if as_json:

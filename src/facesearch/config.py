@@ -31,6 +31,22 @@ class DecodeSettings(BaseModel):
     max_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
 
+class ApiSettings(BaseModel):
+    # Probe photos and uploads from browsers are far smaller than archive files.
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_upload_pixels: int = Field(40_000_000, ge=1)
+    max_upload_files: int = Field(500, ge=1)
+    max_request_bytes: int = Field(1024 * 1024 * 1024, ge=1)
+    session_hours: float = Field(12.0, gt=0)
+    token_days: int = Field(90, ge=1)
+    # Server-side folders and manifests may be ingested only from under these;
+    # empty means uploads only.
+    allowed_roots: list[Path] = Field(default_factory=list)
+    # Set behind HTTPS so the session cookie is never sent in clear.
+    secure_cookies: bool = False
+    max_top_k: int = Field(200, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -45,10 +61,15 @@ class Settings(BaseSettings):
     thumbnail_px: int = Field(96, ge=16, le=512)
     detect: DetectSettings = DetectSettings()
     decode: DecodeSettings = DecodeSettings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @property
     def models_dir(self) -> Path:

@@ -6,11 +6,13 @@ Front doors (the CLI today; the API and web later) build `Settings`, open an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import ingest as ingest_module
-from .config import Settings
+from .config import DecodeSettings, Settings
 from .errors import FacesearchError, ModelMismatch
 from .index.flat import FlatIndex
 from .models.cache import ModelCache
@@ -29,6 +31,7 @@ class SearchResult:
     hits: list[Hit]
     searched_faces: int
     model: str
+    probe_size: tuple[int, int] = (0, 0)  # width, height after EXIF orientation
 
 
 class Engine:
@@ -100,15 +103,18 @@ class Engine:
         top_k: int = 10,
         face: int | None = None,
         collections: list[str] | None = None,
+        limits: DecodeSettings | None = None,
     ) -> SearchResult:
         """Rank stored faces by similarity to one face of the probe photo.
 
         The probe's largest face is used unless `face` (0-based, in the order
-        of `probe_faces`) picks another.
+        of `probe_faces`) picks another. `collections` None searches every
+        collection, an empty list none. `limits` replaces the decode limits
+        (the server's are tighter than an archive's).
         """
         if top_k < 1:
             raise FacesearchError("top_k must be at least 1")
-        image = decode(photo, self.settings.decode)
+        image = decode(photo, limits or self.settings.decode)
         faces = self.analyzer.faces(image.pixels)
         if not faces:
             raise FacesearchError("no face was found in the probe photo")
@@ -119,12 +125,38 @@ class Engine:
             raise FacesearchError(
                 f"the probe has {len(faces)} faces; --face must be 0..{len(faces) - 1}"
             )
+        hits, searched = self.rank(faces[face].embedding, top_k, collections)
+        return SearchResult(
+            faces, face, hits, searched, self.embedder_spec.name, (image.width, image.height)
+        )
+
+    def search_face(
+        self, face_id: int, top_k: int = 10, collections: list[str] | None = None
+    ) -> tuple[list[Hit], int]:
+        """Rank stored faces by similarity to a stored face, which is left out."""
+        vector, model, version = self.catalog.embedding(face_id)
+        spec = self.embedder_spec
+        if (model, version) != (spec.name, spec.version):
+            raise ModelMismatch(
+                f"face {face_id} was embedded by {model} {version}; this engine embeds with "
+                f"{spec.name} {spec.version}, and embeddings of different models cannot be compared"
+            )
+        hits, searched = self.rank(vector, top_k + 1, collections)
+        others = [h for h in hits if h.face_id != face_id][:top_k]
+        return [replace(h, rank=n) for n, h in enumerate(others, start=1)], max(searched - 1, 0)
+
+    def rank(
+        self, embedding: np.ndarray, top_k: int, collections: list[str] | None = None
+    ) -> tuple[list[Hit], int]:
+        """The stored faces nearest to `embedding`, best first, and how many were searched."""
         index = self._vector_index()
         allowed = None
-        if collections:
+        if collections is not None:
             chosen = [self.catalog.collection(name) for name in collections]
-            allowed = self.catalog.face_ids(chosen)
-        scores, ids = index.search(faces[face].embedding[None, :], top_k, allowed)
+            allowed = self.catalog.face_ids(chosen) if chosen else np.zeros(0, np.int64)
+            if not len(allowed):
+                return [], 0
+        scores, ids = index.search(embedding[None, :], top_k, allowed)
         pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
         rows = self.catalog.faces(i for _, i in pairs)
         hits = [
@@ -136,7 +168,11 @@ class Engine:
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
         searched = len(index) if allowed is None else len(allowed)
-        return SearchResult(faces, face, hits, searched, self.embedder_spec.name)
+        return hits, searched
+
+    def reload_index(self) -> None:
+        """Forget the in-memory index; the next search rebuilds it from the catalog."""
+        self._index = None
 
     def _vector_index(self) -> FlatIndex:
         if self._index is None:

@@ -19,3 +19,15 @@ class NotFound(FacesearchError):
 
 class ModelMismatch(FacesearchError):
     """Embeddings of different models cannot be compared."""
+
+
+class ImageTooLarge(ImageRejected):
+    """A file or image above the configured byte or pixel limit."""
+
+
+class UnsupportedImage(ImageRejected):
+    """Bytes that are not an image in a supported format."""
+
+
+class Conflict(FacesearchError):
+    """The request clashes with what is stored (a name taken, a job running)."""

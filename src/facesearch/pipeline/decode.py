@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import DecodeSettings
-from ..errors import ImageRejected
+from ..errors import ImageRejected, ImageTooLarge, UnsupportedImage
 
 FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "PPM", "GIF"}
 EXIF_DATETIME_ORIGINAL = 0x9003
@@ -40,20 +40,20 @@ def decode(data: bytes, limits: DecodeSettings) -> DecodedImage:
     if not data:
         raise ImageRejected("empty file (0 bytes)")
     if len(data) > limits.max_bytes:
-        raise ImageRejected(f"file is {len(data):,} bytes, above the limit of {limits.max_bytes:,}")
+        raise ImageTooLarge(f"file is {len(data):,} bytes, above the limit of {limits.max_bytes:,}")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageRejected("not an image: the format is not recognised") from None
+        raise UnsupportedImage("not an image: the format is not recognised") from None
     except Exception as exc:
         raise ImageRejected(f"corrupt or truncated image header: {exc}") from None
     if image.format not in FORMATS:
-        raise ImageRejected(f"unsupported image format {image.format}")
+        raise UnsupportedImage(f"unsupported image format {image.format}")
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageRejected(f"image has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
-        raise ImageRejected(
+        raise ImageTooLarge(
             f"image claims {width}x{height} = {width * height / 1e6:.0f} megapixels, "
             f"above the limit of {limits.max_pixels / 1e6:.0f}"
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacesearchError, NotFound
+from ..errors import Conflict, FacesearchError, NotFound
 from ..types import ImageResult
 from .migrations import migrate, now
 
@@ -27,6 +27,7 @@ class Collection:
     legal_basis: str
     retention_days: int | None
     created_at: str
+    organisation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,13 @@ class FaceRow:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check_same_thread: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # The server shares one catalog between threads, always under a lock.
+        self.conn = sqlite3.connect(
+            path, isolation_level=None, timeout=30, check_same_thread=check_same_thread
+        )
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL survives a killed process without losing a commit; only
@@ -86,8 +90,10 @@ class Catalog:
     # collections
 
     def create_collection(
-        self, name: str, source: str, legal_basis: str, retention_days: int | None = None
-    ) -> Collection:
+        self, name: str, source: str, legal_basis: str, retention_days: int | None = None,
+        organisation_id: int | None = None,
+    ) -> Collection:  # fmt: skip
+        """A new collection, in the 'default' organisation unless another is given."""
         name = name.strip()
         if not name or not source.strip() or not legal_basis.strip():
             raise FacesearchError("a collection needs a name, a source and a legal basis")
@@ -97,16 +103,18 @@ class Catalog:
             with self.transaction():
                 self.conn.execute(
                     "INSERT INTO collections (name, source, legal_basis, retention_days, "
-                    "created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, source.strip(), legal_basis.strip(), retention_days, now()),
-                )
+                    "created_at, organisation_id) VALUES (?, ?, ?, ?, ?, COALESCE(?, "
+                    "(SELECT id FROM organisations WHERE name = 'default')))",
+                    (name, source.strip(), legal_basis.strip(), retention_days, now(),
+                     organisation_id),
+                )  # fmt: skip
         except sqlite3.IntegrityError:
-            raise FacesearchError(f"collection {name!r} already exists") from None
+            raise Conflict(f"collection {name!r} already exists") from None
         return self.collection(name)
 
     def collection(self, name: str) -> Collection:
         row = self.conn.execute(
-            "SELECT id, name, source, legal_basis, retention_days, created_at "
+            "SELECT id, name, source, legal_basis, retention_days, created_at, organisation_id "
             "FROM collections WHERE name = ?",
             (name,),
         ).fetchone()
@@ -117,17 +125,37 @@ class Catalog:
             )
         return Collection(*row)
 
-    def collections(self) -> list[dict]:
+    def collections(self, organisation_id: int | None = None) -> list[dict]:
+        """Collections with their counts; only one organisation's when it is given."""
         rows = self.conn.execute(
             """
             SELECT c.name, c.source, c.legal_basis, c.retention_days, c.created_at,
                    (SELECT COUNT(*) FROM images i WHERE i.collection_id = c.id) AS images,
                    (SELECT COUNT(*) FROM faces f WHERE f.collection_id = c.id) AS faces,
-                   (SELECT COUNT(*) FROM ingest_errors e WHERE e.collection_id = c.id) AS errors
-            FROM collections c ORDER BY c.name
-            """
+                   (SELECT COUNT(*) FROM ingest_errors e WHERE e.collection_id = c.id) AS errors,
+                   o.name AS organisation
+            FROM collections c LEFT JOIN organisations o ON o.id = c.organisation_id
+            WHERE ? IS NULL OR c.organisation_id = ?
+            ORDER BY c.name
+            """,
+            (organisation_id, organisation_id),
         )
         return [dict(r) for r in rows]
+
+    def set_retention(self, collection: Collection, retention_days: int | None) -> Collection:
+        if retention_days is not None and retention_days < 1:
+            raise FacesearchError("retention must be at least one day")
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE collections SET retention_days = ? WHERE id = ?",
+                (retention_days, collection.id),
+            )
+        return self.collection(collection.name)
+
+    def delete_collection(self, collection: Collection) -> None:
+        """The collection with its images, faces, runs and errors."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
 
     # ingest
 
@@ -249,6 +277,27 @@ class Catalog:
             [c.id for c in collections],
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def embedding(self, face_id: int) -> tuple[np.ndarray, str, str]:
+        """A stored face's embedding with the model name and version that made it."""
+        row = self.conn.execute(
+            "SELECT embedding, model, model_version FROM faces WHERE id = ?", (int(face_id),)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no face with id {face_id}")
+        return np.frombuffer(row[0], dtype="<f4").astype(np.float32), row[1], row[2]
+
+    def image(self, image_id: int) -> dict:
+        """One image's record with its collection and organisation."""
+        row = self.conn.execute(
+            "SELECT i.id, c.name AS collection, c.organisation_id, i.path, i.source_url, "
+            "i.captured_at, i.caption, i.width, i.height, i.face_count, i.sha256, i.added_at "
+            "FROM images i JOIN collections c ON c.id = i.collection_id WHERE i.id = ?",
+            (int(image_id),),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no image with id {image_id}")
+        return dict(row)
 
     def face_models(self) -> list[tuple[str, str, int]]:
         rows = self.conn.execute(

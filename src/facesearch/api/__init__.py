@@ -1,0 +1,1 @@
+"""The HTTP front door: REST API and web pages over the Engine."""

@@ -1,0 +1,194 @@
+"""The FastAPI application: `create_app(settings)` builds everything one server needs.
+
+State lives on `app.state.services`, never in module globals, so tests can
+build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..config import Settings
+from ..engine import Engine
+from ..errors import (
+    Conflict,
+    FacesearchError,
+    ImageRejected,
+    ImageTooLarge,
+    ModelMismatch,
+    NotFound,
+    UnsupportedImage,
+)
+from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
+from ..jobs import JobRunner
+from ..store.accounts import Accounts
+from ..store.catalog import Catalog
+from ..store.connections import ThreadConnections
+from ..store.jobs import Job, Jobs
+from ..web import pages
+from .metrics import Metrics, MetricsMiddleware
+from .routes import accounts, auth, collections, images, jobs, search, system
+from .state import Services, ThreadCatalogs
+
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parents[1] / "web"
+
+# Most specific first: each FacesearchError maps to the status that says what went wrong.
+STATUS = (
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (ModelMismatch, 409),
+    (ImageTooLarge, 413),
+    (UnsupportedImage, 415),
+    (ImageRejected, 422),
+    (FacesearchError, 400),
+)
+
+
+# Every router of the API and the pages, in the order they are matched.
+ROUTERS = (
+    auth.router, accounts.router, collections.router, jobs.router, search.router,
+    images.router, system.router, pages.router,
+)  # fmt: skip
+
+
+def status_of(exc: FacesearchError) -> int:
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """A server over the catalog in `settings.data_dir`. `engine` lets a caller
+    (a test) share models it has already loaded."""
+    engine = engine or Engine(settings, Catalog(settings.catalog_path, check_same_thread=False))
+    db = ThreadConnections(settings.catalog_path)
+    accounts_store = Accounts(db)
+    jobs_store = Jobs(db)
+    services: Services
+
+    def on_progress(job: Job, report) -> None:
+        with services.engine_lock:
+            services.engine.reload_index()
+        services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
+
+    def on_finish(job: Job) -> None:
+        with services.engine_lock:
+            services.engine.reload_index()
+        services.metrics.job_finished(job.id)
+
+    catalogs = ThreadCatalogs(settings)
+    services = Services(
+        settings=settings, engine=engine, catalogs=catalogs, db=db, accounts=accounts_store,
+        jobs=jobs_store, runner=JobRunner(settings, jobs_store, on_progress, on_finish),
+        auth=Authenticator(accounts_store, settings.api),
+        metrics=Metrics(lambda: catalogs.get().stats()),
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resumed = services.runner.start()
+        if resumed:
+            log.info("resuming ingest jobs %s", resumed)
+        accounts_store.delete_expired_sessions()
+        try:
+            yield
+        finally:
+            services.runner.stop()
+            catalogs.close()
+            db.close()
+
+    app = FastAPI(
+        title="facesearch", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,
+        description=(
+            "Search declared photo collections for the faces in a photo. Log in with "
+            "POST /api/auth/login (browser session; send X-CSRF-Token on changes) or send "
+            "'Authorization: Bearer <token>'. Matches are leads for a person to check, never "
+            "an identification."
+        ),
+    )  # fmt: skip
+    app.state.services = services
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    docs_static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=docs_static), name="docs-static")
+    _add_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=lambda: services.metrics)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FacesearchError)
+    async def facesearch_error(request: Request, exc: FacesearchError) -> JSONResponse:
+        code = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+            problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
+        return JSONResponse(
+            {"detail": "; ".join(problems) or "invalid request", "errors": problems},
+            status_code=422,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+
+class SecurityHeaders:
+    """Headers that keep pages from being framed, sniffed or fed foreign scripts."""
+
+    PAGE_POLICY = (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+    # Swagger UI starts itself with an inline script.
+    DOCS_POLICY = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = self.DOCS_POLICY if scope["path"] == "/docs" else self.PAGE_POLICY
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"content-security-policy", policy.encode()),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, add_headers)

@@ -1,0 +1,1 @@
+"""Who may do what: accounts, roles and permissions. The core engine never imports this."""

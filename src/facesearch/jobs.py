@@ -1,0 +1,140 @@
+"""Ingest jobs run in the background of a long-lived process (the server).
+
+Jobs are rows in the catalog, so they outlive the process: one worker thread
+takes the oldest queued job and runs `Engine.ingest` on it, writing progress
+to its row after every batch. A job that was running when the process stopped
+is queued again on start, and ingest skips what is already stored (by content
+hash), so it resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Settings
+from .engine import Engine
+from .ingest import IngestReport
+from .pipeline.analyze import Analyzer
+from .store.catalog import Catalog
+from .store.jobs import Job, Jobs
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(BaseException):
+    """Raised inside a progress callback to stop an ingest between batches."""
+
+
+class JobRunner:
+    def __init__(
+        self, settings: Settings, jobs: Jobs,
+        on_progress: Callable[[Job, IngestReport], None] | None = None,
+        on_finish: Callable[[Job], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.jobs = jobs
+        self.on_progress = on_progress
+        self.on_finish = on_finish
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._cancelled: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._analyzer: Analyzer | None = None
+        self.current: int | None = None
+
+    def start(self) -> list[int]:
+        """Queue again what was running when the process stopped, then start working."""
+        resumed = self.jobs.requeue_running()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="ingest-jobs", daemon=True)
+        self._thread.start()
+        self._wake.set()
+        return resumed
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the current batch; a stopped job stays queued and resumes on start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(
+        self, collection_id: int, kind: str, inputs: list[Path], created_by: int | None
+    ) -> Job:
+        job = self.jobs.create(collection_id, created_by, kind, [str(p) for p in inputs])
+        self._wake.set()
+        return job
+
+    def cancel(self, job_id: int) -> Job:
+        job = self.jobs.get(job_id)
+        if job.status == "queued":
+            self.jobs.finish(job_id, "cancelled", "cancelled before it started")
+        elif job.status == "running":
+            with self._lock:
+                self._cancelled.add(job_id)
+        return self.jobs.get(job_id)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            job = self.jobs.next_queued()
+            if job is None:
+                self._wake.wait(timeout=5)
+                self._wake.clear()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        self.current = job.id
+        self.jobs.start(job.id)
+        base_images, base_faces = job.images, job.faces
+
+        def progress(report: IngestReport) -> None:
+            self.jobs.progress(
+                job.id, total=report.total, done=report.done,
+                images=base_images + report.images, faces=base_faces + report.faces,
+                duplicates=report.duplicates, errors=report.errors,
+                rate=round(report.images_per_second, 2),
+            )  # fmt: skip
+            if self.on_progress:
+                self.on_progress(self.jobs.get(job.id), report)
+            with self._lock:
+                cancelled = job.id in self._cancelled
+            if cancelled or self._stopping.is_set():
+                raise _Stop
+
+        try:
+            catalog = Catalog(self.settings.catalog_path)
+            with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
+                engine.ingest([Path(p) for p in job.inputs], job.collection, progress)
+        except _Stop:
+            with self._lock:
+                cancelled = job.id in self._cancelled
+                self._cancelled.discard(job.id)
+            if cancelled:
+                self.jobs.finish(job.id, "cancelled", "cancelled; what was stored is kept")
+            else:
+                self.jobs.finish(job.id, "queued", "interrupted by a shutdown; resumes on start")
+        except Exception as exc:  # a job's failure must never stop the runner
+            log.exception("ingest job %s failed", job.id)
+            self.jobs.finish(job.id, "failed", str(exc) or type(exc).__name__)
+        else:
+            self.jobs.finish(job.id, "finished")
+        finally:
+            self.current = None
+        if self.on_finish:
+            self.on_finish(self.jobs.get(job.id))
+
+    def _analyzer_for_ingest(self) -> Analyzer | None:
+        # In-process ingest needs models of its own: the server's search engine
+        # uses its analyzer from other threads, and OpenCV's models are not
+        # thread-safe. With worker processes each process loads its own.
+        if self.settings.workers > 1:
+            return None
+        if self._analyzer is None:
+            self._analyzer = Analyzer.load(self.settings)
+        return self._analyzer

@@ -1,0 +1,1 @@
+"""Server-rendered pages (Jinja2) with a little vanilla JavaScript; no build step."""

@@ -1,0 +1,51 @@
+"use strict";
+// One's own account: password and API tokens.
+(() => {
+  const { api, el, toast, date, when, secret } = FS;
+  const password = document.getElementById("password");
+  password.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const me = await api("POST", "/api/auth/password", Object.fromEntries(new FormData(password)));
+      toast("password changed");
+      password.reset();
+      if (!me.must_change_password && document.querySelector(".notice.warn")) location.href = "/";
+    } catch (error) { toast(error.message, "error"); }
+  });
+
+  const tokensBody = document.querySelector("#tokens tbody");
+  async function loadTokens() {
+    if (!tokensBody) return;
+    const tokens = await api("GET", "/api/tokens");
+    if (!tokens.length) {
+      tokensBody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No tokens yet." })));
+      return;
+    }
+    tokensBody.replaceChildren(...tokens.map((t) => {
+      const state = t.revoked_at ? "revoked" : new Date(t.expires_at) <= new Date() ? "expired" : "active";
+      return el("tr", {},
+        el("td", { text: t.name }), el("td", {}, el("code", { text: t.prefix + "…" })),
+        el("td", { text: date(t.created_at) }), el("td", { text: date(t.expires_at) }), el("td", { text: when(t.last_used_at) }),
+        el("td", {}, el("span", { class: `status-pill ${state === "active" ? "active" : "disabled"}`, text: state })),
+        el("td", {}, state === "active" ? el("button", { type: "button", class: "link", text: "revoke", onclick: async () => {
+          if (!confirm(`Revoke the token ${t.name}? Programs using it stop working at once.`)) return;
+          try { await api("DELETE", `/api/tokens/${t.id}`); toast("token revoked"); loadTokens(); }
+          catch (error) { toast(error.message, "error"); }
+        } }) : null));
+    }));
+  }
+  const form = document.getElementById("new-token");
+  if (form) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const data = Object.fromEntries(new FormData(form));
+      try {
+        const token = await api("POST", "/api/tokens", { name: data.name, days: Number(data.days) });
+        secret(document.getElementById("token-created"), `Token ${token.name}:`, token.token);
+        form.reset();
+        loadTokens();
+      } catch (error) { toast(error.message, "error"); }
+    });
+  }
+  loadTokens().catch((error) => toast(error.message, "error"));
+})();
