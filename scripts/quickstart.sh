@@ -15,4 +15,5 @@ facesearch collections list --json | grep -q '"name": "demo"' ||
     --legal-basis "demonstration on test photos" --retention-days 30
 facesearch ingest "$photos" --collection demo
 facesearch stats
-facesearch search "$probe" --top 5 --sheet "$FACESEARCH_DATA_DIR/matches.jpg"
+facesearch search "$probe" --top 5 --sheet "$FACESEARCH_DATA_DIR/matches.jpg" \
+  --purpose "verification of published material" --case quickstart-demo

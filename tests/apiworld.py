@@ -22,6 +22,8 @@ from facesearch.governance.auth import Role
 from facesearch.store.catalog import Catalog
 
 ROLES = [r.value for r in Role]
+# The form fields every search must carry.
+PURPOSE = {"purpose": "missing person", "case": "MP-2024-17"}
 PASSWORD = "correct horse battery"
 # img1 and img4 show one person, img3 and img12 another (wild/master.csv).
 WILD_PICK = ("img1.jpg", "img3.jpg", "img4.jpg", "img12.jpg", "selfie-many-people.jpg")

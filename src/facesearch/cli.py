@@ -24,10 +24,14 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .cli_governance import governed, hash_of
+from .cli_governance import register as register_governance_commands
 from .cli_service import register as register_service_commands
 from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
+from .governance.audit import ImageViewed, IngestFinished, IngestStarted, SearchPerformed, Who
+from .governance.purpose import bind
 from .ingest import IngestReport
 from .models.registry import MODELS
 from .models.registry import get as get_model
@@ -54,6 +58,7 @@ for sub, name in (
 ):  # fmt: skip
     app.add_typer(sub, name=name)
 register_service_commands(app)
+register_governance_commands(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -210,12 +215,17 @@ def ingest(
     Example: facesearch ingest ~/archive/2024 --collection press
     """
     with _engine(ctx) as engine:
-        report = _ingest_with_progress(engine, paths, collection)
+        audit, blocklist = governed(engine)
+        who = Who.cli(engine.catalog.collection(collection).organisation_id)
+        audit.record(who, IngestStarted(collection, [str(p) for p in paths]))
+        report = _ingest_with_progress(engine, paths, collection, blocklist.screen)
+        audit.record(who, IngestFinished(collection, report.status, report.images, report.faces,
+                                         report.blocked, report.run_id))  # fmt: skip
     summary = {
         "run_id": report.run_id, "status": report.status, "files": report.total,
         "images_added": report.images, "faces_added": report.faces,
         "duplicates_skipped": report.duplicates, "errors": report.errors,
-        "seconds": round(report.seconds, 2),
+        "blocked_faces": report.blocked, "seconds": round(report.seconds, 2),
         "images_per_second": round(report.images_per_second, 2),
     }  # fmt: skip
     if as_json:
@@ -223,14 +233,17 @@ def ingest(
     else:
         out.print(
             f"{report.images} images added, {report.faces} faces, "
-            f"{report.duplicates} already stored, {report.errors} errors "
+            f"{report.duplicates} already stored, {report.errors} errors, "
+            f"{report.blocked} faces refused by the block-list "
             f"in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s)"
         )
         if report.errors:
             out.print(f"see the reasons with: facesearch errors list --collection {collection}")
 
 
-def _ingest_with_progress(engine: Engine, paths: list[Path], collection: str) -> IngestReport:
+def _ingest_with_progress(
+    engine: Engine, paths: list[Path], collection: str, screen=None
+) -> IngestReport:
     columns = (
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} img/s"), TextColumn("{task.fields[faces]} faces"),
@@ -246,7 +259,7 @@ def _ingest_with_progress(engine: Engine, paths: list[Path], collection: str) ->
             )  # fmt: skip
 
         try:
-            return engine.ingest(paths, collection, update)
+            return engine.ingest(paths, collection, update, screen)
         except KeyboardInterrupt:
             err.print("[yellow]interrupted: what was stored is kept; run again to continue[/]")
             raise typer.Exit(130) from None
@@ -269,14 +282,30 @@ def search(
     sheet: Annotated[
         Path | None, typer.Option(help="Also write a JPEG contact sheet of the matches.")
     ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Why: one of the configured purposes (required).")
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="The case reference (required).")] = None,
+    authorisation: Annotated[
+        str | None, typer.Option(help="The authorisation reference, where one is given.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the stored faces most similar to a face in PHOTO.
+    """Find the stored faces most similar to a face in PHOTO, for a stated purpose and case.
 
-    Example: facesearch search probe.jpg --top 20 --collection press --json
+    Example: facesearch search probe.jpg --purpose "missing person" --case MP-2024-17 --json
     """
+    bound = bind(ctx.obj.governance, purpose, case, authorisation)
+    data = photo.read_bytes()
     with _engine(ctx) as engine:
-        result = engine.search(photo.read_bytes(), top, face, collection or None)
+        audit, _ = governed(engine)
+        result = engine.search(data, top, face, collection or None)
+        names = collection or [c["name"] for c in engine.catalog.collections()]
+        audit.record(Who.cli(), SearchPerformed(
+            bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
+            [h.face_id for h in result.hits], [round(h.score, 4) for h in result.hits],
+            result.searched_faces,
+        ))  # fmt: skip
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
     if as_json:
@@ -391,8 +420,10 @@ def faces_thumbnail(
     """Write a face's thumbnail to a JPEG file."""
     with _engine(ctx) as engine:
         rows = engine.catalog.faces([face_id])
-    if face_id not in rows:
-        raise FacesearchError(f"no face with id {face_id}")
+        if face_id not in rows:
+            raise FacesearchError(f"no face with id {face_id}")
+        audit, _ = governed(engine)
+        audit.record(Who.cli(), ImageViewed(rows[face_id].image_id, face_id, "thumbnail export"))
     output.write_bytes(rows[face_id].thumbnail)
     out.print(f"wrote {output}")
 

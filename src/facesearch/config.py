@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,44 @@ class ApiSettings(BaseModel):
     max_top_k: int = Field(200, ge=1)
 
 
+DEFAULT_PURPOSES = [
+    "criminal investigation",
+    "missing person",
+    "victim identification",
+    "verification of published material",
+    "data subject access request",
+]
+
+
+class GovernanceSettings(BaseModel):
+    # Every search names one of these, a case reference and maybe an authorisation.
+    purposes: list[str] = Field(default_factory=lambda: list(DEFAULT_PURPOSES))
+    require_authorisation: bool = False
+    # A verification decision counts only once a second person has confirmed it.
+    second_confirmation: bool = False
+    # An erased person's face is refused at ingest at or above this cosine
+    # similarity: strict, well above SFace's 0.363 same-person threshold.
+    blocklist_threshold: float = Field(0.5, ge=-1.0, le=1.0)
+    # A data-subject access report lists stored faces at or above this score.
+    access_threshold: float = Field(0.363, ge=-1.0, le=1.0)
+    # How often the server purges collections whose retention has expired.
+    retention_check_minutes: float = Field(60.0, gt=0)
+    # Anomaly flags in the oversight views.
+    working_hours: tuple[int, int] = (7, 20)  # local hours [start, end)
+    volume_per_day: int = Field(50, ge=1)  # searches by one user in one day
+    repeated_face: int = Field(3, ge=2)  # same probe hash searched this often
+
+
+class CryptoSettings(BaseModel):
+    # The master key wraps each collection's data key; it never enters the
+    # catalog. Either a base64 key (env) or a key file; in local mode a key
+    # file is generated in the data folder on first use.
+    master_key: SecretStr | None = None
+    key_file: Path | None = None
+    # Signs every audit entry (HMAC-SHA256) when set; kept outside the catalog.
+    audit_key: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -62,6 +100,11 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     decode: DecodeSettings = DecodeSettings()
     api: ApiSettings = ApiSettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    crypto: CryptoSettings = CryptoSettings()
+    # "local" generates a master key on first use; "production" refuses to
+    # start without one configured.
+    mode: str = Field("local", pattern="^(local|production)$")
 
     @property
     def catalog_path(self) -> Path:
@@ -70,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.crypto.key_file or self.data_dir / "master.key"
 
     @property
     def models_dir(self) -> Path:

@@ -39,7 +39,7 @@ class Engine:
         self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None
     ) -> None:
         self.settings = settings
-        self.catalog = catalog or Catalog(settings.catalog_path)
+        self.catalog = catalog or Catalog.open(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
         self._index: FlatIndex | None = None
@@ -83,17 +83,37 @@ class Engine:
     # ingest
 
     def ingest(
-        self, paths: list[Path], collection: str, progress: ingest_module.Progress | None = None
+        self,
+        paths: list[Path],
+        collection: str,
+        progress: ingest_module.Progress | None = None,
+        screen: ingest_module.Screen | None = None,
     ) -> ingest_module.IngestReport:
         target = self.catalog.collection(collection)
         # Fetch once here, not in every worker process at the same moment.
         self.fetch_models([self.settings.detector, self.settings.embedder])
         analyzer = self.analyzer if self.settings.workers <= 1 else None
         report = ingest_module.ingest(
-            self.settings, self.catalog, target, paths, progress, analyzer
+            self.settings, self.catalog, target, paths, progress, analyzer, screen
         )
         self._index = None
         return report
+
+    # erasure and retention
+
+    def erase_faces(self, face_ids: list[int]) -> tuple[list[int], list[str]]:
+        """Delete faces from the catalog and the index at once; returns the ids
+        deleted and the paths of images left without any face (deleted too)."""
+        deleted, paths = self.catalog.delete_faces(face_ids)
+        self._index = None
+        return deleted, paths
+
+    def purge_expired(self) -> list[dict]:
+        """Delete what has outlived its collection's retention, from catalog and index."""
+        purged = self.catalog.purge_expired()
+        if purged:
+            self._index = None
+        return purged
 
     # search
 

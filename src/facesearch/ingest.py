@@ -37,6 +37,7 @@ class IngestReport:
     faces: int = 0
     duplicates: int = 0
     errors: int = 0
+    blocked: int = 0
     status: str = "running"
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -47,6 +48,9 @@ class IngestReport:
 
 
 Progress = Callable[[IngestReport], None]
+# Called on each analysed image before it is stored; returns the image with
+# the faces that may be stored and how many it refused (the block-list).
+Screen = Callable[[ImageResult], tuple[ImageResult, int]]
 
 
 def ingest(
@@ -56,6 +60,7 @@ def ingest(
     paths: list[Path],
     progress: Progress | None = None,
     analyzer: Analyzer | None = None,
+    screen: Screen | None = None,
 ) -> IngestReport:
     items = list(iter_sources(paths))
     model = get_model(settings.embedder)
@@ -64,6 +69,10 @@ def ingest(
 
     def store(results: list[ImageResult]) -> None:
         clock = time.perf_counter()
+        if screen is not None:
+            screened = [screen(r) if r.error is None else (r, 0) for r in results]
+            results = [r for r, _ in screened]
+            report.blocked += sum(n for _, n in screened)
         images, faces, errors = catalog.store_results(
             collection, report.run_id, results, model.name, model.version
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import Settings
 from .engine import Engine
-from .ingest import IngestReport
+from .ingest import IngestReport, Screen
 from .pipeline.analyze import Analyzer
 from .store.catalog import Catalog
 from .store.jobs import Job, Jobs
@@ -33,11 +33,15 @@ class JobRunner:
         self, settings: Settings, jobs: Jobs,
         on_progress: Callable[[Job, IngestReport], None] | None = None,
         on_finish: Callable[[Job], None] | None = None,
+        screen_for: Callable[[Engine], Screen] | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.jobs = jobs
         self.on_progress = on_progress
         self.on_finish = on_finish
+        # Builds the ingest screen (the block-list) for a job's engine.
+        self.screen_for = screen_for
+        self.last_report: dict[int, IngestReport] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._cancelled: set[int] = set()
@@ -108,9 +112,12 @@ class JobRunner:
                 raise _Stop
 
         try:
-            catalog = Catalog(self.settings.catalog_path)
+            catalog = Catalog.open(self.settings)
             with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
-                engine.ingest([Path(p) for p in job.inputs], job.collection, progress)
+                screen = self.screen_for(engine) if self.screen_for else None
+                report = engine.ingest([Path(p) for p in job.inputs], job.collection, progress,
+                                       screen)  # fmt: skip
+                self.last_report[job.id] = report
         except _Stop:
             with self._lock:
                 cancelled = job.id in self._cancelled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from apiworld import ROLES
+from apiworld import PURPOSE, ROLES
 from fastapi.routing import APIRoute
 
 from facesearch.api.app import ROUTERS
@@ -90,10 +90,10 @@ def _cases(world, role: str, photo: bytes):
     yield (
         "POST",
         "/api/search",
-        {"files": {"photo": ("p.jpg", photo)}, "data": {"top": "2"}},
+        {"files": {"photo": ("p.jpg", photo)}, "data": {"top": "2", **PURPOSE}},
         searchers,
     )
-    yield "POST", "/api/search", {"data": {"face_id": str(face)}}, searchers
+    yield "POST", "/api/search", {"data": {"face_id": str(face), **PURPOSE}}, searchers
     yield "GET", "/api/images?collection=press", {}, searchers
     yield "GET", f"/api/images/{image}", {}, searchers
     yield "GET", f"/api/images/{image}/file", {}, searchers

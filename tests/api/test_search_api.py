@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from apiworld import build_app, make_settings
+from apiworld import PURPOSE, build_app, make_settings
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -17,7 +17,8 @@ PEOPLE = "selfie-many-people.jpg"
 
 def _search(world, who, photo: bytes | None = None, **fields):
     files = {"photo": ("probe.jpg", photo, "image/jpeg")} if photo is not None else None
-    data = {k: (v if isinstance(v, list) else str(v)) for k, v in fields.items()}
+    fields = {**PURPOSE, **fields}
+    data = {k: (v if isinstance(v, list) else str(v)) for k, v in fields.items() if v is not None}
     return world.client.post("/api/search", files=files, data=data, headers=world.as_(who))
 
 
@@ -118,7 +119,7 @@ def test_upload_and_pixel_limits_answer_413(tmp_path, cache_dir, analyzer, wild)
     with TestClient(app) as client:
         too_big = client.post("/api/search", files={"photo": ("a.jpg", big)}, headers=headers)
         too_wide = client.post("/api/search", files={"photo": ("b.jpg", wide.getvalue())},
-                               headers=headers)  # fmt: skip
+                               data=PURPOSE, headers=headers)  # fmt: skip
         many = client.post(
             "/api/collections/x/uploads", headers=headers,
             files=[("files", ("a.jpg", big))],

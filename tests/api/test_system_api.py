@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from apiworld import PURPOSE
+
 from facesearch import __version__
 
 
@@ -31,7 +33,7 @@ def test_metrics_count_requests_latency_index_size_and_ingest(world, wild):
     faces = world.services.catalog.stats()["faces"]
     client.post(
         "/api/search", files={"photo": ("p.jpg", (wild / "img2.jpg").read_bytes())},
-        headers=world.as_("investigator"),
+        data=PURPOSE, headers=world.as_("investigator"),
     )  # fmt: skip
     client.get("/api/collections/missing", headers=world.as_("auditor"))
     answer = client.get("/metrics", headers=world.as_("auditor"))

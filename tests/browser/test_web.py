@@ -97,7 +97,13 @@ def test_search_click_a_face_and_see_the_match_first(site, browser, wild):
     page.wait_for_selector(".chip input[value=press]")
     page.screenshot(path=OUTPUT / "search.png")
 
+    # Without a purpose and a case the page refuses to search and says why.
     page.set_input_files("#photo", str(wild / "couple.jpg"))
+    page.wait_for_selector("#status .error")
+    assert "purpose" in page.locator("#status .error").inner_text()
+    page.select_option("#purpose", "missing person")
+    page.fill("#case", "MP-2024-17")
+    page.dispatch_event("#case", "change")
     page.wait_for_selector(".facebox >> nth=1")
     page.wait_for_selector(".match")
     assert page.locator(".facebox").count() == 2

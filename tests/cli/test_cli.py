@@ -12,11 +12,17 @@ from facesearch.cli import app
 runner = CliRunner()
 
 
+# Every search states its purpose and case; tests of that are in tests/governance.
+SEARCH_PURPOSE = ("--purpose", "missing person", "--case", "MP-2024-17")
+
+
 @pytest.fixture
 def cli(tmp_path, cache_dir):
     base = ["--data-dir", str(tmp_path / "data"), "--cache-dir", str(cache_dir), "--workers", "1"]
 
     def invoke(*args: str, ok: bool = True):
+        if args and args[0] == "search" and "--purpose" not in args:
+            args = (*args, *SEARCH_PURPOSE)
         result = runner.invoke(app, [*base, *args])
         if ok:
             assert result.exit_code == 0, result.output + repr(result.exception)
@@ -143,6 +149,8 @@ def test_user_errors_print_one_clear_line(tmp_path, wild, cache_dir):
     no_face = tmp_path / "blank.png"
     __import__("PIL.Image").Image.new("RGB", (64, 64), "white").save(no_face)
     result = facesearch("search", str(no_face))
+    assert result.returncode == 2 and "a search needs a purpose" in result.stderr
+    result = facesearch("search", str(no_face), *SEARCH_PURPOSE)
     assert result.returncode == 2 and "no face was found" in result.stderr
-    result = facesearch("search", str(wild / "couple.jpg"), "--face", "5")
+    result = facesearch("search", str(wild / "couple.jpg"), "--face", "5", *SEARCH_PURPOSE)
     assert result.returncode == 2 and "--face must be 0..1" in result.stderr

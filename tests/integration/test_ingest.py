@@ -14,6 +14,7 @@ from badfiles import write_bad_files
 
 from facesearch.config import Settings
 from facesearch.engine import Engine
+from facesearch.store.catalog import Catalog
 
 
 def _lfw_slice(lfw: Path, count: int) -> list[Path]:
@@ -32,11 +33,13 @@ def _snapshot(catalog_path: Path) -> dict:
     conn = sqlite3.connect(catalog_path)
     images = sorted(conn.execute("SELECT sha256, path, width, height, face_count FROM images"))
     faces = {}
-    for sha, x, y, w, h, embedding in conn.execute(
-        "SELECT i.sha256, f.x, f.y, f.w, f.h, f.embedding FROM faces f "
-        "JOIN images i ON i.id = f.image_id"
-    ):
-        faces.setdefault(sha, []).append((x, y, w, h, np.frombuffer(embedding, "<f4")))
+    # Embeddings are sealed at rest; the catalog opens them with the key beside it.
+    with Catalog(catalog_path) as catalog:
+        for sha, x, y, w, h, face_id in conn.execute(
+            "SELECT i.sha256, f.x, f.y, f.w, f.h, f.id FROM faces f "
+            "JOIN images i ON i.id = f.image_id"
+        ):
+            faces.setdefault(sha, []).append((x, y, w, h, catalog.embedding(face_id)[0]))
     errors = sorted(conn.execute("SELECT path, reason FROM ingest_errors"))
     conn.close()
     return {"images": images, "faces": faces, "errors": errors}

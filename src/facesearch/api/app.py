@@ -31,7 +31,9 @@ from ..errors import (
     NotFound,
     UnsupportedImage,
 )
+from ..governance.audit import IngestFinished, audit_log
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
+from ..governance.rights import Blocklist
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
@@ -39,8 +41,8 @@ from ..store.connections import ThreadConnections
 from ..store.jobs import Job, Jobs
 from ..web import pages
 from .metrics import Metrics, MetricsMiddleware
-from .routes import accounts, auth, collections, images, jobs, search, system
-from .state import Services, ThreadCatalogs
+from .routes import accounts, auth, collections, images, jobs, oversight, search, system
+from .state import ClientOrigin, Services, ThreadCatalogs
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -62,7 +64,7 @@ STATUS = (
 # Every router of the API and the pages, in the order they are matched.
 ROUTERS = (
     auth.router, accounts.router, collections.router, jobs.router, search.router,
-    images.router, system.router, pages.router,
+    images.router, oversight.router, system.router, pages.router,
 )  # fmt: skip
 
 
@@ -73,7 +75,7 @@ def status_of(exc: FacesearchError) -> int:
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
-    engine = engine or Engine(settings, Catalog(settings.catalog_path, check_same_thread=False))
+    engine = engine or Engine(settings, Catalog.open(settings, check_same_thread=False))
     db = ThreadConnections(settings.catalog_path)
     accounts_store = Accounts(db)
     jobs_store = Jobs(db)
@@ -84,17 +86,28 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             services.engine.reload_index()
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
 
+    def screen_for(job_engine: Engine):
+        audit = audit_log(settings, job_engine.catalog.transaction)
+        return Blocklist(job_engine, audit.store, settings.governance.blocklist_threshold).screen
+
     def on_finish(job: Job) -> None:
         with services.engine_lock:
             services.engine.reload_index()
         services.metrics.job_finished(job.id)
+        report = services.runner.last_report.pop(job.id, None)
+        services.record(None, IngestFinished(
+            job.collection, job.status, job.images, job.faces,
+            report.blocked if report else 0, report.run_id if report else 0,
+        ), organisation_id=job.organisation_id)  # fmt: skip
 
     catalogs = ThreadCatalogs(settings)
     services = Services(
         settings=settings, engine=engine, catalogs=catalogs, db=db, accounts=accounts_store,
-        jobs=jobs_store, runner=JobRunner(settings, jobs_store, on_progress, on_finish),
+        jobs=jobs_store,
+        runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
+        audit=audit_log(settings, db.transaction),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -128,6 +141,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.mount("/docs-static", StaticFiles(directory=docs_static), name="docs-static")
     _add_error_handlers(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ClientOrigin)
     app.add_middleware(MetricsMiddleware, metrics=lambda: services.metrics)
     return app
 

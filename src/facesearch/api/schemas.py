@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import PurePath
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -83,6 +84,24 @@ class SearchResponse(BaseModel):
     probe: Probe | None
     searched_faces: int
     matches: list[Match]
+    search_id: int = Field(description="the audit log entry of this search; verify matches on it")
+    purpose: str
+    case: str
+
+
+class VerificationIn(BaseModel):
+    face_id: int
+    decision: Literal["confirmed", "rejected"]
+
+
+class VerificationOut(BaseModel):
+    id: int
+    search_id: int
+    face_id: int
+    decision: str
+    decided_by: str
+    confirmed_by: str | None
+    final: bool = Field(description="false while a required second confirmation is missing")
 
 
 # collections and jobs
@@ -285,3 +304,8 @@ class TokenOut(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="shown this once; only its hash is stored")
+
+
+class ErasureIn(BaseModel):
+    face_ids: list[int] = Field(max_length=10_000)
+    reference: str = Field(min_length=1, max_length=200, description="the erasure request")

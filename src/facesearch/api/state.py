@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..engine import Engine
-from ..governance.auth import Authenticator
+from ..governance.audit import AuditLog, Who
+from ..governance.auth import Actor, Authenticator
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
 from ..store.connections import ThreadConnections
 from ..store.jobs import Jobs
 from .metrics import Metrics
+
+# The client address of the request being answered, set by `ClientOrigin`.
+client_origin: ContextVar[str] = ContextVar("client_origin", default="api")
+
+
+class ClientOrigin:
+    """ASGI middleware that makes the client's address known to the audit log."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            token = client_origin.set(str(scope["client"][0]))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                client_origin.reset(token)
+            return
+        await self.app(scope, receive, send)
 
 
 class ThreadCatalogs:
@@ -28,7 +50,7 @@ class ThreadCatalogs:
     def get(self) -> Catalog:
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
-            catalog = Catalog(self.settings.catalog_path, check_same_thread=False)
+            catalog = Catalog.open(self.settings, check_same_thread=False)
             self._local.catalog = catalog
             with self._lock:
                 self._all.append(catalog)
@@ -55,7 +77,18 @@ class Services:
     runner: JobRunner
     auth: Authenticator
     metrics: Metrics
+    # The audit log over per-thread connections; see `record`.
+    audit: AuditLog
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, actor: Actor | None, event, origin: str = "", organisation_id=None):
+        """Append `event` to the audit log as done by `actor` (None: the server itself)."""
+        who = (
+            Who(actor.username, actor.organisation_id, origin or client_origin.get())
+            if actor is not None
+            else Who("server", organisation_id, origin or "server")
+        )
+        return self.audit.record(who, event)
 
     @property
     def catalog(self) -> Catalog:

@@ -42,6 +42,7 @@ class Permission(StrEnum):
     ORGANISATIONS_MANAGE = "organisations:manage"
     TOKENS_MANAGE = "tokens:manage"  # every user's tokens
     AUDIT_READ = "audit:read"
+    RIGHTS = "rights"  # data-subject access reports and erasure
     METRICS_READ = "metrics:read"
 
 
@@ -55,7 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Searches like an investigator and oversees the organisation's use.
     Role.SUPERVISOR: frozenset({
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,
-        P.USERS_READ, P.AUDIT_READ,
+        P.USERS_READ, P.AUDIT_READ, P.RIGHTS,
     }),
     Role.INVESTIGATOR: frozenset({
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Conflict, FacesearchError, NotFound
+from ..governance.crypto import Keyring, open_sealed, seal
 from ..types import ImageResult
 from .migrations import migrate, now
 
@@ -47,7 +48,9 @@ class FaceRow:
 
 
 class Catalog:
-    def __init__(self, path: Path, check_same_thread: bool = True) -> None:
+    def __init__(
+        self, path: Path, check_same_thread: bool = True, keyring: Keyring | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # The server shares one catalog between threads, always under a lock.
@@ -60,8 +63,20 @@ class Catalog:
         # a power cut can drop the last transactions, never corrupt the file.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (erased faces, purged collections) are overwritten, not
+        # left readable in free pages.
+        self.conn.execute("PRAGMA secure_delete=ON")
         migrate(self.conn)
         self._depth = 0
+        # Without a keyring, the local default: a key file beside the catalog.
+        self.keyring = keyring or Keyring.from_file(path.parent / "master.key")
+        self._data_keys: dict[str, bytes] = {}
+        self._seal_plain_faces()
+
+    @classmethod
+    def open(cls, settings, check_same_thread: bool = True) -> Catalog:
+        """The catalog of `settings`, with the master key it configures."""
+        return cls(settings.catalog_path, check_same_thread, Keyring.from_settings(settings))
 
     def close(self) -> None:
         self.conn.close()
@@ -153,9 +168,116 @@ class Catalog:
         return self.collection(collection.name)
 
     def delete_collection(self, collection: Collection) -> None:
-        """The collection with its images, faces, runs and errors."""
+        """The collection with its images, faces, runs, errors and data key."""
         with self.transaction():
             self.conn.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
+        self._data_keys.pop(f"collection:{collection.id}", None)
+
+    # erasure and retention
+
+    def delete_faces(self, face_ids: Iterable[int]) -> tuple[list[int], list[str]]:
+        """Delete faces; an image left with no face goes too. Returns the face ids
+        deleted and the paths of the images deleted."""
+        ids = sorted({int(i) for i in face_ids})
+        if not ids:
+            return [], []
+        marks = ",".join("?" * len(ids))
+        with self.transaction():
+            found = [r[0] for r in self.conn.execute(
+                f"SELECT id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
+            images = [r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT image_id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
+            self.conn.execute(f"DELETE FROM faces WHERE id IN ({marks})", ids)
+            paths = []
+            for image_id in images:
+                left = self.conn.execute(
+                    "SELECT COUNT(*) FROM faces WHERE image_id = ?", (image_id,)
+                ).fetchone()[0]
+                if left:
+                    self.conn.execute(
+                        "UPDATE images SET face_count = ? WHERE id = ?", (left, image_id)
+                    )
+                else:
+                    row = self.conn.execute(
+                        "DELETE FROM images WHERE id = ? RETURNING path", (image_id,)
+                    ).fetchone()
+                    paths.append(row[0])
+        return found, paths
+
+    def purge_expired(self, at: str | None = None) -> list[dict]:
+        """Delete images (with their faces) older than their collection's retention.
+
+        Age is counted from when the image was added. Returns per collection the
+        images and faces deleted and the paths of the images."""
+        at = at or now()
+        purged = []
+        with self.transaction():
+            expiring = self.conn.execute(
+                "SELECT id, name, retention_days FROM collections WHERE retention_days IS NOT NULL"
+            ).fetchall()
+            for collection_id, name, days in expiring:
+                where = "collection_id = ? AND julianday(added_at) < julianday(?) - ?"
+                params = (collection_id, at, days)
+                faces = self.conn.execute(
+                    f"SELECT COUNT(*) FROM faces WHERE image_id IN (SELECT id FROM images "
+                    f"WHERE {where})", params,
+                ).fetchone()[0]  # fmt: skip
+                paths = [r[0] for r in self.conn.execute(
+                    f"DELETE FROM images WHERE {where} RETURNING path", params)]  # fmt: skip
+                if paths:
+                    purged.append({"collection": name, "images": len(paths), "faces": faces,
+                                   "paths": paths})  # fmt: skip
+        return purged
+
+    # encryption at rest
+
+    def data_key(self, collection_id: int | None, name: str | None = None) -> bytes:
+        """The collection's data key (or a named one), made and stored wrapped on first use."""
+        name = name or f"collection:{collection_id}"
+        key = self._data_keys.get(name)
+        if key is not None:
+            return key
+        row = self.conn.execute("SELECT wrapped FROM data_keys WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            key = self.keyring.unwrap(row[0], name.encode())
+        else:
+            key, wrapped = self.keyring.new_data_key(name.encode())
+            with self.transaction():
+                self.conn.execute(
+                    "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, collection_id, wrapped, now()),
+                )
+        self._data_keys[name] = key
+        return key
+
+    def shred_collection_key(self, collection: Collection) -> int:
+        """Delete the collection's data key: its faces can never be read again."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "DELETE FROM data_keys WHERE collection_id = ?", (collection.id,)
+            )
+        self._data_keys.pop(f"collection:{collection.id}", None)
+        return cursor.rowcount
+
+    def _open(self, sealed: bytes, kind: str, collection_id: int) -> bytes:
+        return open_sealed(self.data_key(collection_id), sealed, _context(kind, collection_id))
+
+    def _seal_plain_faces(self) -> None:
+        """Seal faces stored before encryption at rest (catalogs of older versions)."""
+        rows = self.conn.execute(
+            "SELECT id, collection_id, embedding, thumbnail FROM faces WHERE sealed = 0"
+        ).fetchall()
+        if not rows:
+            return
+        with self.transaction():
+            for face_id, collection_id, embedding, thumbnail in rows:
+                key = self.data_key(collection_id)
+                self.conn.execute(
+                    "UPDATE faces SET embedding = ?, thumbnail = ?, sealed = 1 WHERE id = ?",
+                    (seal(key, embedding, _context("embedding", collection_id)),
+                     seal(key, thumbnail, _context("thumbnail", collection_id)), face_id),
+                )  # fmt: skip
 
     # ingest
 
@@ -236,16 +358,19 @@ class Catalog:
                     "DELETE FROM ingest_errors WHERE collection_id = ? AND path = ?",
                     (collection.id, str(item.path)),
                 )
+                key = self.data_key(collection.id)
                 self.conn.executemany(
                     "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, "
-                    "det_score, quality, model, model_version, embedding, thumbnail) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "det_score, quality, model, model_version, embedding, thumbnail, sealed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     [
                         (
                             image_id, collection.id, *f.detection.box,
                             f.detection.landmarks.astype("<f4").tobytes(), f.detection.score,
                             f.quality, model, model_version,
-                            np.asarray(f.embedding, dtype="<f4").tobytes(), f.thumbnail,
+                            seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
+                                 _context("embedding", collection.id)),
+                            seal(key, f.thumbnail, _context("thumbnail", collection.id)),
                         )
                         for f in result.faces
                     ],
@@ -259,7 +384,7 @@ class Catalog:
         self, model: str, model_version: str, collections: list[Collection] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every face embedded by this model, optionally filtered."""
-        sql = "SELECT id, embedding FROM faces WHERE model = ? AND model_version = ?"
+        sql = "SELECT id, embedding, collection_id FROM faces WHERE model = ? AND model_version = ?"
         params: list = [model, model_version]
         if collections is not None:
             sql += f" AND collection_id IN ({','.join('?' * len(collections))})"
@@ -268,7 +393,8 @@ class Catalog:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        plain = b"".join(self._open(r[1], "embedding", r[2]) for r in rows)
+        vectors = np.frombuffer(plain, dtype="<f4").reshape(len(rows), -1)
         return ids, vectors.astype(np.float32)
 
     def face_ids(self, collections: list[Collection]) -> np.ndarray:
@@ -281,11 +407,13 @@ class Catalog:
     def embedding(self, face_id: int) -> tuple[np.ndarray, str, str]:
         """A stored face's embedding with the model name and version that made it."""
         row = self.conn.execute(
-            "SELECT embedding, model, model_version FROM faces WHERE id = ?", (int(face_id),)
+            "SELECT embedding, model, model_version, collection_id FROM faces WHERE id = ?",
+            (int(face_id),),
         ).fetchone()
         if row is None:
             raise NotFound(f"no face with id {face_id}")
-        return np.frombuffer(row[0], dtype="<f4").astype(np.float32), row[1], row[2]
+        plain = self._open(row[0], "embedding", row[3])
+        return np.frombuffer(plain, dtype="<f4").astype(np.float32), row[1], row[2]
 
     def image(self, image_id: int) -> dict:
         """One image's record with its collection and organisation."""
@@ -313,7 +441,7 @@ class Catalog:
             f"""
             SELECT f.id, f.image_id, c.name, i.path, i.source_url, i.captured_at,
                    f.x, f.y, f.w, f.h, f.det_score, f.quality, f.model, f.model_version,
-                   f.thumbnail
+                   f.thumbnail, f.collection_id
             FROM faces f JOIN images i ON i.id = f.image_id
             JOIN collections c ON c.id = f.collection_id
             WHERE f.id IN ({",".join("?" * len(ids))})
@@ -322,7 +450,7 @@ class Catalog:
         )
         return {
             r[0]: FaceRow(r[0], r[1], r[2], r[3], r[4], r[5], (r[6], r[7], r[8], r[9]),
-                          r[10], r[11], r[12], r[13], r[14])
+                          r[10], r[11], r[12], r[13], self._open(r[14], "thumbnail", r[15]))
             for r in rows
         }  # fmt: skip
 
@@ -374,3 +502,7 @@ class Catalog:
         ):
             counts[key] = self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         return counts
+
+
+def _context(kind: str, collection_id: int) -> bytes:
+    return f"{kind}:{collection_id}".encode()

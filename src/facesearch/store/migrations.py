@@ -152,6 +152,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX jobs_by_status ON jobs(status, id);
         """,
     ),
+    (
+        # Governance: wrapped data keys (encryption at rest), the hash-chained
+        # audit log, the block-list of erased persons, verification decisions.
+        # Faces stored before this step are sealed when a catalog opens them.
+        "0010_governance",
+        """
+        CREATE TABLE data_keys (
+            name TEXT PRIMARY KEY,
+            collection_id INTEGER REFERENCES collections(id) ON DELETE CASCADE,
+            wrapped BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE faces ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            organisation_id INTEGER,
+            origin TEXT NOT NULL,
+            action TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            signature TEXT
+        );
+        CREATE INDEX audit_by_action ON audit_log(action, at);
+        CREATE TABLE blocklist (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            organisation_id INTEGER,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            sealed BLOB NOT NULL,
+            reference TEXT NOT NULL,
+            added_at TEXT NOT NULL
+        );
+        CREATE TABLE verifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            search_seq INTEGER NOT NULL,
+            face_id INTEGER NOT NULL,
+            decision TEXT NOT NULL,
+            decided_by TEXT NOT NULL,
+            confirmed_by TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX verifications_by_search ON verifications(search_seq, face_id)
+        """,
+    ),
 ]
 
 

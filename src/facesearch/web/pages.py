@@ -44,7 +44,9 @@ def _render(request: Request, name: str, actor: Actor | None, status: int = 200,
         request, name,
         {"actor": actor, "nav": nav, "csrf": actor.csrf_token if actor else "",
          "version": __version__, "notice": LEAD_NOTICE, "P": P,
-         "max_upload_mb": settings.api.max_upload_bytes // (1024 * 1024), **context},
+         "max_upload_mb": settings.api.max_upload_bytes // (1024 * 1024),
+         "purposes": settings.governance.purposes,
+         "require_authorisation": settings.governance.require_authorisation, **context},
         status_code=status, headers=NO_STORE,
     )  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from ...errors import Conflict, NotFound
+from ...governance.audit import AccountChanged
 from ...governance.auth import Actor, Permission, Role, new_password, stamp
 from ..deps import ServicesDep, require
 from ..schemas import (
@@ -82,6 +83,7 @@ def create_user(
         created_by=actor.user_id,
     )  # fmt: skip
     generated = password if body.password is None else None
+    services.record(actor, AccountChanged(user.username, f"created as {user.role}"))
     return UserCreated(**UserOut.of(user).model_dump(), one_time_password=generated)
 
 
@@ -118,6 +120,9 @@ def update_user(
     if body.reset_password:
         password = new_password()
         user = services.auth.set_password(user, password, must_change=True)
+    change = ", ".join(f"{k}={v}" for k, v in changes.items())
+    services.record(actor, AccountChanged(
+        user.username, change + (", password reset" if password else "")))  # fmt: skip
     return UserCreated(**UserOut.of(user).model_dump(), one_time_password=password)
 
 
@@ -144,9 +149,9 @@ def create_token(
     user_id = body.user_id or actor.user_id
     if user_id != actor.user_id:
         actor.check(P.TOKENS_MANAGE)
-    secret, record = services.auth.create_token(
-        services.accounts.user(user_id), body.name, body.days
-    )
+    owner = services.accounts.user(user_id)
+    secret, record = services.auth.create_token(owner, body.name, body.days)
+    services.record(actor, AccountChanged(owner.username, f"token {record.id} created"))
     return TokenCreated(**TokenOut.of(record).model_dump(), token=secret)
 
 
@@ -158,4 +163,6 @@ def revoke_token(
     token = services.accounts.token(token_id)
     if token.user_id != actor.user_id and not actor.can(P.TOKENS_MANAGE):
         raise NotFound(f"no token with id {token_id}")
-    return TokenOut.of(services.accounts.revoke_token(token_id))
+    revoked = services.accounts.revoke_token(token_id)
+    services.record(actor, AccountChanged(f"user {token.user_id}", f"token {token_id} revoked"))
+    return TokenOut.of(revoked)

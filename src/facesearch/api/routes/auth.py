@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ...errors import FacesearchError
+from ...governance.audit import LoginFailed, LoginSucceeded
 from ...governance.auth import Actor, AuthenticationFailed, Permission
 from ..deps import SESSION_COOKIE, ActorDep, ServicesDep, require
 from ..schemas import LoginIn, LoginOut, Me, PasswordChange
@@ -29,10 +30,16 @@ def set_session_cookie(response: Response, services: Services, token: str) -> No
 
 
 @router.post("/login", response_model=LoginOut)
-def login(body: LoginIn, response: Response, services: ServicesDep) -> LoginOut:
+def login(body: LoginIn, request: Request, response: Response, services: ServicesDep) -> LoginOut:
     """Start a browser session: sets an HttpOnly cookie and returns the CSRF token
     to send as X-CSRF-Token with every request that changes something."""
-    token, actor = services.auth.login(body.username, body.password)
+    origin = request.client.host if request.client else "api"
+    try:
+        token, actor = services.auth.login(body.username, body.password)
+    except AuthenticationFailed:
+        services.record(None, LoginFailed(body.username[:100]), origin)
+        raise
+    services.record(actor, LoginSucceeded(actor.username), origin)
     set_session_cookie(response, services, token)
     return LoginOut(csrf_token=actor.csrf_token or "", me=me(actor))
 

@@ -10,6 +10,7 @@ from pathlib import Path, PurePath
 from fastapi import APIRouter, File, Response, UploadFile, status
 
 from ...errors import Conflict, ImageTooLarge, NotFound, UnsupportedImage
+from ...governance.audit import CollectionChanged, IngestStarted
 from ...governance.auth import Actor, Permission
 from ...pipeline.sources import IMAGE_SUFFIXES
 from ..deps import ServicesDep, body_limit, require
@@ -45,6 +46,7 @@ def create_collection(
     services.catalog.create_collection(
         body.name, body.source, body.legal_basis, body.retention_days, actor.organisation_id
     )
+    services.record(actor, CollectionChanged(body.name, "created"))
     return _out(services, actor, body.name)
 
 
@@ -63,6 +65,7 @@ def update_collection(
     """Change the retention period (null keeps the collection until deleted)."""
     collection = own_collection(services.catalog, actor, name)
     services.catalog.set_retention(collection, body.retention_days)
+    services.record(actor, CollectionChanged(name, f"retention {body.retention_days} days"))
     return _out(services, actor, name)
 
 
@@ -75,6 +78,7 @@ def delete_collection(
     if services.jobs.active_in(collection.id):
         raise Conflict(f"an ingest job is queued or running on {name!r}; cancel it first")
     services.catalog.delete_collection(collection)
+    services.record(actor, CollectionChanged(name, "deleted with its data key"))
     shutil.rmtree(services.settings.uploads_dir / str(collection.id), ignore_errors=True)
     with services.engine_lock:
         services.engine.reload_index()
@@ -130,6 +134,7 @@ def upload_images(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     job = services.runner.submit(collection.id, "upload", [folder], actor.user_id)
+    services.record(actor, IngestStarted(name, [f"upload of {len(files)} files"], job.id))
     return JobOut.of(job)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from PIL import Image, UnidentifiedImageError
 
 from ...errors import NotFound
+from ...governance.audit import ImageViewed
 from ...governance.auth import Actor, Permission
 from ...pipeline.decode import decode
 from ...store.catalog import Catalog
@@ -73,6 +74,7 @@ def get_image_file(
 ) -> Response:
     """The image itself, as stored (or as JPEG for formats browsers cannot show)."""
     image = own_image(services.catalog, actor, image_id)
+    services.record(actor, ImageViewed(image_id, None, "image"))
     limit = services.settings.decode.max_bytes
     try:
         with Path(image["path"]).open("rb") as f:
@@ -96,6 +98,7 @@ def get_image_file(
 def get_face(face_id: int, services: ServicesDep, actor: Actor = require(P.FACES_READ)) -> FaceOut:
     """A stored face: where it appears (image, collection, source, date) and its box."""
     row = own_face(services.catalog, actor, face_id)
+    services.record(actor, ImageViewed(row.image_id, face_id, "face"))
     return FaceOut(
         id=row.face_id, image_id=row.image_id, collection=row.collection,
         filename=PurePath(row.path).name, source_url=row.source_url,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import StreamingResponse
 
 from ...errors import NotFound
+from ...governance.audit import IngestStarted
 from ...governance.auth import Actor, Permission, PermissionDenied
 from ...store.jobs import Job
 from ..deps import ServicesDep, require
@@ -65,7 +66,9 @@ def start_job(body: JobCreate, services: ServicesDep, actor: Actor = require(P.I
     the allowed roots) into a collection, in the background."""
     collection = own_collection(services.catalog, actor, body.collection)
     paths = [allowed_path(services, raw) for raw in body.paths]
-    return JobOut.of(services.runner.submit(collection.id, "paths", paths, actor.user_id))
+    job = services.runner.submit(collection.id, "paths", paths, actor.user_id)
+    services.record(actor, IngestStarted(collection.name, [str(p) for p in paths], job.id))
+    return JobOut.of(job)
 
 
 @router.get("/{job_id}", response_model=JobOut)

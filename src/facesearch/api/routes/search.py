@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from ...config import DecodeSettings
-from ...errors import FacesearchError, ImageTooLarge
-from ...governance.auth import Actor, Permission
+from ...errors import FacesearchError, ImageTooLarge, NotFound
+from ...governance.audit import ResultVerified, SearchPerformed, SearchRefused
+from ...governance.auth import Actor, Permission, PermissionDenied
+from ...governance.purpose import PurposeRequired, bind
+from ...store.audit import Entry
+from ...store.migrations import now
 from ..deps import ServicesDep, body_limit, require
-from ..schemas import Box, Match, Probe, ProbeFace, SearchResponse
+from ..schemas import (
+    Box,
+    Match,
+    Probe,
+    ProbeFace,
+    SearchResponse,
+    VerificationIn,
+    VerificationOut,
+)
 from ..scope import own_collection, own_collection_names, own_face
+from ..state import Services
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
@@ -25,11 +40,21 @@ def search(
     face: int | None = Form(None, ge=0, description="which probe face, 0 = the largest"),
     top: int = Form(20, ge=1, description="how many matches"),
     collection: list[str] | None = Form(None, description="only these collections"),
+    purpose: str | None = Form(None, description="why: one of the configured purposes"),
+    case: str | None = Form(None, description="the case reference this search serves"),
+    authorisation: str | None = Form(None, description="the authorisation reference"),
     actor: Actor = require(Permission.SEARCH),
 ) -> SearchResponse:
     """Rank the stored faces of one's organisation by similarity to a face of
-    the probe. Every probe face is returned with its box, so a client can let
-    the person pick another (`face`). Matches are leads, never identifications."""
+    the probe, for a stated purpose and case (refused without them). Every probe
+    face is returned with its box, so a client can let the person pick another
+    (`face`). The search is logged with the probe's hash (the photo is not kept)
+    and the faces returned. Matches are leads, never identifications."""
+    try:
+        bound = bind(services.settings.governance, purpose, case, authorisation)
+    except PurposeRequired as exc:
+        services.record(actor, SearchRefused(str(exc)))
+        raise
     if (photo is None) == (face_id is None):
         raise FacesearchError("send either a probe photo (field 'photo') or a stored 'face_id'")
     limits = services.settings.api
@@ -47,9 +72,11 @@ def search(
         with services.engine_lock:
             hits, searched = engine.search_face(face_id, top, names)
         services.metrics.searches.labels("face").inc()
+        entry = _log_search(services, actor, bound, None, face_id, names, hits, searched)
         return SearchResponse(
             model=engine.embedder_spec.name, face=None, probe_face_id=face_id, probe=None,
             searched_faces=searched, matches=[Match.from_hit(h) for h in hits],
+            search_id=entry.seq, purpose=bound.purpose, case=bound.case,
         )  # fmt: skip
     assert photo is not None
     data = photo.file.read(limits.max_upload_bytes + 1)
@@ -61,6 +88,11 @@ def search(
     with services.engine_lock:
         result = engine.search(data, top, face, names, probe_limits)
     services.metrics.searches.labels("photo").inc()
+    # Only the probe's hash is kept; the photo itself is gone with this request.
+    entry = _log_search(
+        services, actor, bound, hashlib.sha256(data).hexdigest(), None, names, result.hits,
+        result.searched_faces,
+    )  # fmt: skip
     width, height = result.probe_size
     faces = [
         ProbeFace(
@@ -73,5 +105,77 @@ def search(
     return SearchResponse(
         model=result.model, face=result.face_index, probe=Probe(width=width, height=height,
         faces=faces), searched_faces=result.searched_faces,
-        matches=[Match.from_hit(h) for h in result.hits],
+        matches=[Match.from_hit(h) for h in result.hits], search_id=entry.seq,
+        purpose=bound.purpose, case=bound.case,
+    )  # fmt: skip
+
+
+def _log_search(services: Services, actor: Actor, bound, probe_sha256, probe_face_id, names,
+                hits, searched) -> Entry:  # fmt: skip
+    return services.record(actor, SearchPerformed(
+        bound.purpose, bound.case, bound.authorisation, probe_sha256, probe_face_id, names,
+        [h.face_id for h in hits], [round(h.score, 4) for h in hits], searched,
+    ))  # fmt: skip
+
+
+@router.post("/{search_id}/verifications", response_model=VerificationOut, status_code=201)
+def verify_match(
+    search_id: int, body: VerificationIn, services: ServicesDep,
+    actor: Actor = require(Permission.SEARCH),
+) -> VerificationOut:  # fmt: skip
+    """Record one's decision on a match of one's organisation's search: confirmed
+    (the person checked it is the same person) or rejected."""
+    entry = _own_search(services, actor, search_id)
+    if body.face_id not in json.loads(entry.details)["face_ids"]:
+        raise NotFound(f"face {body.face_id} was not among the matches of search {search_id}")
+    store = services.audit.store
+    verification_id = store.add_verification(
+        search_id, body.face_id, body.decision, actor.username, now()
+    )
+    services.record(actor, ResultVerified(search_id, body.face_id, body.decision,
+                                          verification_id))  # fmt: skip
+    return _verification_out(services, verification_id)
+
+
+@router.post("/verifications/{verification_id}/confirm", response_model=VerificationOut)
+def confirm_verification(
+    verification_id: int, services: ServicesDep, actor: Actor = require(Permission.SEARCH)
+) -> VerificationOut:
+    """A second person confirms a decision (required where the settings say so)."""
+    found = services.audit.store.verification(verification_id)
+    if found is None:
+        raise NotFound(f"no verification with id {verification_id}")
+    _own_search(services, actor, found["search_seq"])
+    if found["decided_by"] == actor.username:
+        raise PermissionDenied("a second confirmation must come from another person")
+    services.audit.store.confirm_verification(verification_id, actor.username)
+    services.record(
+        actor,
+        ResultVerified(
+            found["search_seq"],
+            found["face_id"],
+            found["decision"],
+            verification_id,
+            verification_id,
+        ),
+    )
+    return _verification_out(services, verification_id)
+
+
+def _own_search(services: Services, actor: Actor, search_id: int) -> Entry:
+    found = services.audit.store.query(organisation_id=actor.organisation_id, action="search",
+                                       seq=search_id, limit=1)  # fmt: skip
+    if not found:
+        raise NotFound(f"no search with id {search_id}")
+    return found[0]
+
+
+def _verification_out(services: Services, verification_id: int) -> VerificationOut:
+    v = services.audit.store.verification(verification_id)
+    assert v is not None
+    second = services.settings.governance.second_confirmation
+    return VerificationOut(
+        id=v["id"], search_id=v["search_seq"], face_id=v["face_id"], decision=v["decision"],
+        decided_by=v["decided_by"], confirmed_by=v["confirmed_by"],
+        final=not second or v["confirmed_by"] is not None,
     )  # fmt: skip

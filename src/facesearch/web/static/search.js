@@ -54,7 +54,7 @@
   }
 
   function rerun() {
-    if (state.file && state.result) search(state.result.face);
+    if (state.file) search(state.result ? state.result.face : null);
   }
 
   async function search(face) {
@@ -64,8 +64,20 @@
       grid.replaceChildren();
       return;
     }
+    const purpose = document.getElementById("purpose").value;
+    const caseRef = document.getElementById("case").value.trim();
+    if (!purpose || !caseRef) {
+      status.replaceChildren(el("p", { class: "error", role: "alert",
+        text: "Every search needs a purpose and a case reference: fill them in, then search." }));
+      grid.replaceChildren();
+      return;
+    }
     const form = new FormData();
     form.append("photo", state.file);
+    form.append("purpose", purpose);
+    form.append("case", caseRef);
+    const authorisation = document.getElementById("authorisation").value.trim();
+    if (authorisation) form.append("authorisation", authorisation);
     form.append("top", top.value);
     if (face !== null && face !== undefined) form.append("face", face);
     if (!all) checked.forEach((name) => form.append("collection", name));
@@ -180,6 +192,7 @@
   drop.addEventListener("click", () => input.click());
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
   input.addEventListener("change", () => pick(input.files[0]));
+  ["purpose", "case", "authorisation"].forEach((id) => document.getElementById(id).addEventListener("change", rerun));
   ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((type) => drop.addEventListener(type, () => drop.classList.remove("over")));
   drop.addEventListener("drop", (e) => { e.preventDefault(); pick(e.dataTransfer.files[0]); });

@@ -1,0 +1,194 @@
+"""`facesearch audit …`, `rights …` and `retention …`: the log, data-subject rights, purges.
+
+The command line has no login: its actor is the OS user, recorded as `cli:<name>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .engine import Engine
+from .governance import oversight
+from .governance.audit import AuditLog, Exported, Who, audit_log
+from .governance.rights import Blocklist, access_report, erase, purge_retention
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+rights_app = typer.Typer(
+    help="Data-subject rights: access reports and erasure.", no_args_is_help=True
+)
+retention_app = typer.Typer(help="Retention of stored photos.", no_args_is_help=True)
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(rights_app, name="rights")
+    app.add_typer(retention_app, name="retention")
+
+
+def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
+    """The audit log (in the engine's catalog transactions) and the block-list."""
+    settings = engine.settings
+    audit = audit_log(settings, engine.catalog.transaction)
+    return audit, Blocklist(engine, audit.store, settings.governance.blocklist_threshold)
+
+
+def hash_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check the whole hash chain and signatures; name the first broken entry."""
+    with Engine(ctx.obj) as engine:
+        result = governed(engine)[0].verify()
+    if as_json:
+        _print_json(result.__dict__)
+    else:
+        out.print(("[green]" if result.ok else "[red]") + result.message())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    ctx: typer.Context,
+    action: Annotated[str | None, typer.Option(help="search, view, erase, ingest, login…")] = None,
+    case: Annotated[str | None, typer.Option(help="Only entries of this case.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time, exclusive.")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write CSV here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit entries, newest first; --csv exports them (the export is logged)."""
+    with Engine(ctx.obj) as engine:
+        audit = governed(engine)[0]
+        rows = audit.store.query(None, action, actor, case, since, until, limit)
+        if csv_file is not None:
+            csv_file.write_text(oversight.to_csv(rows))
+            audit.record(
+                Who.cli(),
+                Exported(
+                    "audit log",
+                    len(rows),
+                    {
+                        "action": action,
+                        "case": case,
+                        "actor": actor,
+                        "since": since,
+                        "until": until,
+                    },
+                ),
+            )
+            out.print(f"wrote {len(rows)} entries to {csv_file}")
+            return
+    if as_json:
+        _print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
+        return
+    table = Table(title=f"{len(rows)} audit entries")
+    for column in ("seq", "at", "actor", "origin", "action", "details"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r.seq), r.at, r.actor, r.origin, r.action, r.details[:120])
+    out.print(table)
+
+
+@audit_app.command("report")
+def audit_report(
+    ctx: typer.Context,
+    organisation: Annotated[int | None, typer.Option(help="Organisation id.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start of the period (ISO).")] = None,
+    until: Annotated[str | None, typer.Option(help="End of the period, exclusive (ISO).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transparency report for a period, with usage and anomaly flags."""
+    with Engine(ctx.obj) as engine:
+        audit = governed(engine)[0]
+        rows = audit.store.query(organisation, None, None, None, since, until, 10**9)
+    report = {
+        "period": {"since": since, "until": until, "organisation_id": organisation},
+        "transparency": oversight.transparency(rows),
+        "usage": oversight.usage(rows),
+        "anomalies": oversight.anomalies(rows, ctx.obj.governance),
+    }
+    _print_json(report) if as_json else out.print_json(json.dumps(report, default=str))
+
+
+@rights_app.command("access")
+def rights_access(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(help="The person's photo.", exists=True, dir_okay=False)],
+    reference: Annotated[str, typer.Option(help="The access request's reference.")],
+    received: Annotated[str | None, typer.Option(help="When the request came (ISO).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every face of the person in PHOTO the system holds, with the searches that returned it."""
+    with Engine(ctx.obj) as engine:
+        audit = governed(engine)[0]
+        names = [c["name"] for c in engine.catalog.collections()]
+        held, seq = access_report(
+            engine, audit, Who.cli(), photo.read_bytes(), names, reference, received,
+            ctx.obj.governance.access_threshold,
+        )  # fmt: skip
+    rows = [h.__dict__ for h in held]
+    if as_json:
+        _print_json({"reference": reference, "search_seq": seq, "faces": rows})
+        return
+    out.print(f"{len(rows)} faces held for request {reference} (logged as audit entry {seq})")
+    for h in held:
+        where = h.source_url or h.path
+        out.print(
+            f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}, "
+            f"{h.captured_at or 'no date'}; returned by {len(h.searches)} searches"
+        )
+
+
+@rights_app.command("erase")
+def rights_erase(
+    ctx: typer.Context,
+    face_ids: Annotated[list[int], typer.Argument(help="Face ids to erase (from rights access).")],
+    reference: Annotated[str, typer.Option(help="The erasure request's reference.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase faces from catalog and index and block the person from future imports."""
+    with Engine(ctx.obj) as engine:
+        audit, blocklist = governed(engine)
+        event = erase(engine, audit, blocklist, Who.cli(), face_ids, reference,
+                      ctx.obj.uploads_dir)  # fmt: skip
+    summary = {"erased": event.face_ids, "images_deleted": event.images_deleted,
+               "blocklisted": event.blocklisted}  # fmt: skip
+    _print_json(summary) if as_json else out.print(
+        f"erased {len(event.face_ids)} faces ({event.images_deleted} images left without faces "
+        f"deleted); {event.blocklisted} embeddings added to the block-list"
+    )
+
+
+@retention_app.command("purge")
+def retention_purge(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Delete photos older than their collection's retention period."""
+    with Engine(ctx.obj) as engine:
+        audit = governed(engine)[0]
+        purged = purge_retention(engine, audit, Who.cli(), ctx.obj.uploads_dir)
+    rows = [{k: v for k, v in p.items() if k != "paths"} for p in purged]
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        out.print("nothing has outlived its retention")
+    else:
+        for r in rows:
+            out.print(f"{r['collection']}: {r['images']} images, {r['faces']} faces purged")

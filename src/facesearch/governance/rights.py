@@ -1,0 +1,150 @@
+"""Data-subject rights: access reports, erasure with a block-list, retention purges.
+
+Every function here records what it did in the audit log; the engine does the
+deleting (`Engine.erase_faces`, `Engine.purge_expired`) and knows nothing of this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import Engine
+from ..store.audit import AuditStore
+from ..store.migrations import now
+from ..types import ImageResult
+from .audit import AccessReported, AuditLog, FacesErased, RetentionPurged, SearchPerformed, Who
+from .crypto import open_sealed, seal
+
+BLOCKLIST_KEY = "blocklist"
+
+
+class Blocklist:
+    """Embeddings of erased persons, sealed with their own data key.
+
+    Checked at ingest: a face at or above `threshold` cosine similarity to any
+    entry is refused (counted and logged, never stored)."""
+
+    def __init__(self, engine: Engine, store: AuditStore, threshold: float) -> None:
+        self.engine = engine
+        self.store = store
+        self.threshold = threshold
+        self._matrix: np.ndarray | None = None
+
+    def _key(self) -> bytes:
+        return self.engine.catalog.data_key(None, BLOCKLIST_KEY)
+
+    def add(self, vectors: np.ndarray, organisation_id: int | None, reference: str) -> int:
+        spec = self.engine.embedder_spec
+        key = self._key()
+        for vector in vectors:
+            sealed = seal(key, np.asarray(vector, "<f4").tobytes(), BLOCKLIST_KEY.encode())
+            self.store.add_blocked(organisation_id, spec.name, spec.version, sealed, reference,
+                                   now())  # fmt: skip
+        self._matrix = None
+        return len(vectors)
+
+    def matrix(self) -> np.ndarray:
+        if self._matrix is None:
+            spec = self.engine.embedder_spec
+            rows = self.store.blocked(spec.name, spec.version)
+            key = self._key() if rows else b""
+            plain = [
+                np.frombuffer(open_sealed(key, s, BLOCKLIST_KEY.encode()), "<f4") for _, s in rows
+            ]
+            dim = spec.embedding_dim or 128
+            self._matrix = np.vstack(plain).astype(np.float32) if plain else np.zeros((0, dim))
+        return self._matrix
+
+    def screen(self, result: ImageResult) -> tuple[ImageResult, int]:
+        """The image with every face matching the block-list removed, and how many were."""
+        blocked = self.matrix()
+        if not len(blocked) or not result.faces:
+            return result, 0
+        faces = np.vstack([f.embedding for f in result.faces]).astype(np.float32)
+        hits = (faces @ blocked.T).max(axis=1) >= self.threshold
+        if not hits.any():
+            return result, 0
+        kept = [f for f, hit in zip(result.faces, hits, strict=True) if not hit]
+        return replace(result, faces=kept), int(hits.sum())
+
+
+@dataclass
+class HeldFace:
+    face_id: int
+    score: float
+    collection: str
+    path: str
+    source_url: str | None
+    captured_at: str | None
+    searches: list[dict]
+
+
+def access_report(
+    engine: Engine, audit: AuditLog, who: Who, photo: bytes, collections: list[str],
+    reference: str, received_at: str | None, threshold: float, top_k: int = 200,
+) -> tuple[list[HeldFace], int]:  # fmt: skip
+    """Every face of the person in `photo` held in `collections`, with the searches that
+    returned each; the search itself is logged as an access request. Returns the faces
+    and the sequence number of the logged search."""
+    result = engine.search(photo, top_k, None, collections)
+    hits = [h for h in result.hits if h.score >= threshold]
+    logged = audit.record(who, SearchPerformed(
+        purpose="data subject access request", case=reference, authorisation=None,
+        probe_sha256=hashlib.sha256(photo).hexdigest(), probe_face_id=None,
+        collections=collections, face_ids=[h.face_id for h in hits],
+        scores=[round(h.score, 4) for h in hits], searched_faces=result.searched_faces,
+        access_request=True,
+    ))  # fmt: skip
+    returned = audit.store.searches_returning([h.face_id for h in hits])
+    held = [
+        HeldFace(
+            h.face_id, round(h.score, 4), h.collection, h.path, h.source_url, h.captured_at,
+            [{"seq": e.seq, "at": e.at, "actor": e.actor, "access_request": '"access_request":true'
+              in e.details} for e in returned[h.face_id] if e.seq != logged.seq],
+        )
+        for h in hits
+    ]  # fmt: skip
+    audit.record(who, AccessReported(reference, [h.face_id for h in hits], received_at, now()))
+    return held, logged.seq
+
+
+def erase(
+    engine: Engine, audit: AuditLog, blocklist: Blocklist, who: Who, face_ids: list[int],
+    reference: str, uploads_dir: Path | None = None,
+) -> FacesErased:  # fmt: skip
+    """Erase faces from catalog and index, block-list their embeddings, log it.
+
+    An image left without faces is deleted too, and its file with it when the
+    file is one the server stored (an upload); archive files are not ours to delete."""
+    vectors = [engine.catalog.embedding(i)[0] for i in face_ids]
+    # Block first: if erasure fails halfway, the person is still kept out.
+    blocked = blocklist.add(np.vstack(vectors), who.organisation_id, reference) if vectors else 0
+    deleted, paths = engine.erase_faces(face_ids)
+    for path in paths:
+        _delete_if_upload(Path(path), uploads_dir)
+    event = FacesErased(deleted, len(paths), reference, blocked)
+    audit.record(who, event)
+    return event
+
+
+def purge_retention(engine: Engine, audit: AuditLog, who: Who, uploads_dir: Path | None) -> list:
+    purged = engine.purge_expired()
+    for item in purged:
+        for path in item["paths"]:
+            _delete_if_upload(Path(path), uploads_dir)
+        audit.record(who, RetentionPurged(item["collection"], item["images"], item["faces"]))
+    return purged
+
+
+def _delete_if_upload(path: Path, uploads_dir: Path | None) -> None:
+    if uploads_dir is None:
+        return
+    try:
+        path.resolve().relative_to(uploads_dir.resolve())
+    except ValueError:
+        return
+    path.unlink(missing_ok=True)
