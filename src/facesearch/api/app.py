@@ -7,6 +7,7 @@ build as many independent apps as they like.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,9 +32,9 @@ from ..errors import (
     NotFound,
     UnsupportedImage,
 )
-from ..governance.audit import IngestFinished, audit_log
+from ..governance.audit import IngestFinished, Who, audit_log
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
-from ..governance.rights import Blocklist
+from ..governance.rights import Blocklist, purge_retention
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
@@ -116,9 +117,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if resumed:
             log.info("resuming ingest jobs %s", resumed)
         accounts_store.delete_expired_sessions()
+        purger = RetentionPurger(services)
+        purger.start()
         try:
             yield
         finally:
+            purger.stop()
             services.runner.stop()
             catalogs.close()
             db.close()
@@ -169,6 +173,44 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
+
+
+class RetentionPurger:
+    """Purges expired photos at start and then every `retention_check_minutes`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        interval = self.services.settings.governance.retention_check_minutes * 60
+        while not self._stop.is_set():
+            try:
+                self.purge_once()
+            except Exception:  # a failed purge is retried; it must not stop the server
+                log.exception("retention purge failed")
+            self._stop.wait(interval)
+
+    def purge_once(self) -> list[dict]:
+        services = self.services
+        with services.engine_lock:
+            audit = audit_log(services.settings, services.engine.catalog.transaction)
+            purged = purge_retention(
+                services.engine, audit, Who("server", None, "server"),
+                services.settings.uploads_dir,
+            )  # fmt: skip
+        if purged:
+            log.info("retention purge: %s", [{k: v for k, v in p.items() if k != "paths"}
+                                             for p in purged])  # fmt: skip
+        return purged
 
 
 class SecurityHeaders:

@@ -118,25 +118,34 @@ def erase(
 ) -> FacesErased:  # fmt: skip
     """Erase faces from catalog and index, block-list their embeddings, log it.
 
-    An image left without faces is deleted too, and its file with it when the
-    file is one the server stored (an upload); archive files are not ours to delete."""
-    vectors = [engine.catalog.embedding(i)[0] for i in face_ids]
-    # Block first: if erasure fails halfway, the person is still kept out.
-    blocked = blocklist.add(np.vstack(vectors), who.organisation_id, reference) if vectors else 0
-    deleted, paths = engine.erase_faces(face_ids)
+    `audit` and `blocklist` must write through the engine's catalog, so the
+    deletion, the block-list entries and the log entry commit together or not
+    at all. An image left without faces is deleted too, and its file with it
+    when the file is one the server stored (an upload); archive files are not
+    ours to delete."""
+    with engine.catalog.transaction():
+        vectors = [engine.catalog.embedding(i)[0] for i in face_ids]
+        blocked = (
+            blocklist.add(np.vstack(vectors), who.organisation_id, reference) if vectors else 0
+        )
+        deleted, paths = engine.erase_faces(face_ids)
+        event = FacesErased(deleted, len(paths), reference, blocked)
+        audit.record(who, event)
     for path in paths:
         _delete_if_upload(Path(path), uploads_dir)
-    event = FacesErased(deleted, len(paths), reference, blocked)
-    audit.record(who, event)
     return event
 
 
 def purge_retention(engine: Engine, audit: AuditLog, who: Who, uploads_dir: Path | None) -> list:
-    purged = engine.purge_expired()
+    """Purge what outlived its retention; `audit` writes through the engine's catalog so
+    the purge and its log entries commit together."""
+    with engine.catalog.transaction():
+        purged = engine.purge_expired()
+        for item in purged:
+            audit.record(who, RetentionPurged(item["collection"], item["images"], item["faces"]))
     for item in purged:
         for path in item["paths"]:
             _delete_if_upload(Path(path), uploads_dir)
-        audit.record(who, RetentionPurged(item["collection"], item["images"], item["faces"]))
     return purged
 
 

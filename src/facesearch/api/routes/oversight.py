@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from ...errors import FacesearchError, ImageTooLarge
 from ...governance import oversight
-from ...governance.audit import Exported, Who
+from ...governance.audit import Exported, Who, audit_log
 from ...governance.auth import Actor, Permission
 from ...governance.rights import Blocklist, access_report, erase
 from ..deps import ServicesDep, body_limit, require
@@ -107,10 +107,11 @@ def rights_erase(
         own_face(services.catalog, actor, face_id)
     who = Who(actor.username, actor.organisation_id, client_origin.get())
     engine = services.engine
-    blocklist = Blocklist(engine, services.audit.store,
-                          services.settings.governance.blocklist_threshold)  # fmt: skip
+    # Written through the engine's catalog: erasure and its record commit together.
+    audit = audit_log(services.settings, engine.catalog.transaction)
+    blocklist = Blocklist(engine, audit.store, services.settings.governance.blocklist_threshold)
     with services.engine_lock:
-        event = erase(engine, services.audit, blocklist, who, body.face_ids, body.reference,
+        event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
                       services.settings.uploads_dir)  # fmt: skip
     return {"erased": event.face_ids, "images_deleted": event.images_deleted,
             "blocklisted": event.blocklisted}  # fmt: skip
