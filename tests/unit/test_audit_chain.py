@@ -66,7 +66,8 @@ def test_an_untouched_log_verifies_and_entries_carry_what_was_done(log):
         # a deleted entry
         (["DELETE FROM audit_log WHERE seq = 3"], 3, "sequence"),
         # two entries swapped
-        (["UPDATE audit_log SET seq = -2 WHERE seq = 2", "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+        (["UPDATE audit_log SET seq = -2 WHERE seq = 2",
+          "UPDATE audit_log SET seq = 2 WHERE seq = 3",
           "UPDATE audit_log SET seq = 3 WHERE seq = -2"], 2, "previous"),
         # an entry inserted at the end with a made-up hash
         (["INSERT INTO audit_log VALUES (7, '2030-01-01T00:00:00+00:00', 'x', 1, 'cli', 'login',"
