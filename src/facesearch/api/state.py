@@ -81,13 +81,15 @@ class Services:
     audit: AuditLog
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, actor: Actor | None, event, origin: str = "", organisation_id=None):
-        """Append `event` to the audit log as done by `actor` (None: the server itself)."""
-        who = (
-            Who(actor.username, actor.organisation_id, origin or client_origin.get())
-            if actor is not None
-            else Who("server", organisation_id, origin or "server")
-        )
+    def record(self, actor: Actor | str | None, event, origin: str = "", organisation_id=None):
+        """Append `event` to the audit log as done by `actor`: an account, a name
+        (someone not logged in) or None (the server itself)."""
+        if isinstance(actor, Actor):
+            who = Who(actor.username, actor.organisation_id, origin or client_origin.get())
+        elif actor is not None:
+            who = Who(actor, organisation_id, origin or client_origin.get())
+        else:
+            who = Who("server", organisation_id, origin or "server")
         return self.audit.record(who, event)
 
     @property

@@ -37,7 +37,10 @@ def login(body: LoginIn, request: Request, response: Response, services: Service
     try:
         token, actor = services.auth.login(body.username, body.password)
     except AuthenticationFailed:
-        services.record(None, LoginFailed(body.username[:100]), origin)
+        # Filed under the account's organisation, so its supervisors see it.
+        known = services.accounts.user_named(body.username)
+        services.record("anonymous", LoginFailed(body.username[:100]), origin,
+                        known.organisation_id if known else None)  # fmt: skip
         raise
     services.record(actor, LoginSucceeded(actor.username), origin)
     set_session_cookie(response, services, token)
