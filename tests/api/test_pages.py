@@ -69,8 +69,8 @@ def test_wrong_password_foreign_origin_and_open_redirects_are_refused(browser):
     ("role", "landing", "pages"),
     [
         ("administrator", "/collections", ["/collections", "/admin", "/account"]),
-        ("supervisor", "/search", ["/search", "/collections", "/admin", "/account"]),
-        ("auditor", "/collections", ["/collections", "/admin", "/account"]),
+        ("supervisor", "/search", ["/search", "/collections", "/admin", "/oversight", "/account"]),
+        ("auditor", "/collections", ["/collections", "/admin", "/oversight", "/account"]),
     ],
 )
 def test_each_role_lands_on_its_first_page_and_sees_its_menu(browser, role, landing, pages):
@@ -80,6 +80,8 @@ def test_each_role_lands_on_its_first_page_and_sees_its_menu(browser, role, land
         assert browser.get(page).status_code == 200, page
     if "/search" not in pages:
         assert browser.get("/search").status_code == 403
+    if "/oversight" not in pages:
+        assert browser.get("/oversight").status_code == 403
 
 
 def test_a_one_time_password_leads_to_the_account_page(world, browser):

@@ -26,6 +26,7 @@ PAGES = (
     ("/search", "Search", P.SEARCH),
     ("/collections", "Collections", P.COLLECTIONS_READ),
     ("/admin", "People", P.USERS_READ),
+    ("/oversight", "Oversight", P.AUDIT_READ),
     ("/account", "Account", P.ACCOUNT),
 )
 
@@ -134,6 +135,11 @@ def search_page(request: Request, services: ServicesDep) -> Response:
 @router.get("/collections", response_class=HTMLResponse)
 def collections_page(request: Request, services: ServicesDep) -> Response:
     return _page(request, services, "collections.html", P.COLLECTIONS_READ)
+
+
+@router.get("/oversight", response_class=HTMLResponse)
+def oversight_page(request: Request, services: ServicesDep) -> Response:
+    return _page(request, services, "oversight.html", P.AUDIT_READ)
 
 
 @router.get("/admin", response_class=HTMLResponse)
