@@ -304,7 +304,7 @@ def search(
         audit.record(Who.cli(), SearchPerformed(
             bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
             [h.face_id for h in result.hits], [round(h.score, 4) for h in result.hits],
-            result.searched_faces,
+            result.searched_faces, authorisation_pending=bound.pending,
         ))  # fmt: skip
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))

@@ -18,7 +18,13 @@ from rich.table import Table
 from .engine import Engine
 from .governance import oversight
 from .governance.audit import AuditLog, Exported, Who, audit_log
-from .governance.rights import Blocklist, access_report, erase, purge_retention
+from .governance.rights import (
+    Blocklist,
+    access_report,
+    erase,
+    purge_expired_pending,
+    purge_retention,
+)
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 rights_app = typer.Typer(
@@ -184,6 +190,11 @@ def retention_purge(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with Engine(ctx.obj) as engine:
         audit = governed(engine)[0]
         purged = purge_retention(engine, audit, Who.cli(), ctx.obj.uploads_dir)
+        expired = purge_expired_pending(
+            audit, Who.cli(), ctx.obj.governance.pending_authorisation_hours
+        )
+    if expired and not as_json:
+        out.print(f"results of {len(expired)} searches never authorised in time purged")
     rows = [{k: v for k, v in p.items() if k != "paths"} for p in purged]
     if as_json:
         _print_json(rows)

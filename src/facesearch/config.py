@@ -60,6 +60,11 @@ class GovernanceSettings(BaseModel):
     # Every search names one of these, a case reference and maybe an authorisation.
     purposes: list[str] = Field(default_factory=lambda: list(DEFAULT_PURPOSES))
     require_authorisation: bool = False
+    # Where authorisation is required, a search may go ahead as "pending" in an
+    # emergency; unless its authorisation is confirmed within this many hours,
+    # its results (verification decisions) are purged and it cannot be followed up.
+    # Unset: no pending searches.
+    pending_authorisation_hours: float | None = Field(None, gt=0)
     # A verification decision counts only once a second person has confirmed it.
     second_confirmation: bool = False
     # An erased person's face is refused at ingest at or above this cosine

@@ -19,6 +19,7 @@ ANONYMOUS_OK = {
     "/search",
     "/collections",
     "/admin",
+    "/oversight",
     "/account",
 }
 
@@ -44,7 +45,7 @@ def test_nothing_but_health_and_the_login_page_answers_without_credentials(world
     assert checked >= 30
     assert client.get("/health").json() == {"status": "ok"}
     # Pages send a person to the login page instead.
-    for page in ("/search", "/collections", "/admin", "/account"):
+    for page in ("/search", "/collections", "/admin", "/oversight", "/account"):
         answer = client.get(page, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 

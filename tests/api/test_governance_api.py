@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 
 from apiworld import PASSWORD, PURPOSE, build_app, make_settings, upload, wait_for_job
 from fastapi.testclient import TestClient
+
+from facesearch.config import GovernanceSettings
+from facesearch.governance.audit import Who
+from facesearch.governance.rights import purge_expired_pending
 
 PERSON = "Aaron_Peirsol"
 
@@ -177,3 +182,55 @@ def test_tampering_is_reported_by_the_api(tmp_path, cache_dir, analyzer):
             conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
         broken = client.get("/api/audit/verify", headers=headers).json()
         assert not broken["ok"] and broken["broken_seq"] == 2
+
+
+def test_a_pending_authorisation_must_come_in_time_or_the_results_are_purged(
+    tmp_path, cache_dir, analyzer, wild
+):
+    governance = GovernanceSettings(
+        require_authorisation=True,
+        pending_authorisation_hours=0.0003,  # about one second
+    )
+    settings = make_settings(tmp_path, cache_dir).model_copy(update={"governance": governance})
+    app = build_app(settings, analyzer)
+    with TestClient(app) as client:
+        services = app.state.services
+        services.engine.create_collection("c", "wild", "test")
+        services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
+        org = services.accounts.organisation_named("default")
+        user, _ = services.auth.create_user("ines", org.id, "investigator", PASSWORD,
+                                            must_change_password=False)  # fmt: skip
+        headers = {"Authorization": f"Bearer {services.auth.create_token(user, 't')[0]}"}
+
+        def search(authorisation: str | None):
+            data = {**PURPOSE, **({"authorisation": authorisation} if authorisation else {})}
+            return client.post(
+                "/api/search",
+                data=data,
+                headers=headers,
+                files={"photo": ("p.jpg", (wild / "img2.jpg").read_bytes(), "image/jpeg")},
+            )
+
+        refused = search(None)
+        assert refused.status_code == 400 and "'pending'" in refused.json()["detail"]
+        late, on_time = search("pending").json(), search("pending").json()
+        for result in (late, on_time):
+            face = result["matches"][0]["face_id"]
+            decided = client.post(f"/api/search/{result['search_id']}/verifications",
+                                  json={"face_id": face, "decision": "confirmed"},
+                                  headers=headers)  # fmt: skip
+            assert decided.status_code == 201
+        given = client.post(f"/api/search/{on_time['search_id']}/authorisation",
+                            json={"reference": "WARRANT-9"}, headers=headers)  # fmt: skip
+        assert given.status_code == 201
+        time.sleep(1.5)
+        audit = services.audit
+        assert purge_expired_pending(audit, Who("server", None, "server"), 0.0003) == [
+            late["search_id"]
+        ]
+        assert audit.store.delete_verifications(late["search_id"]) == 0  # already purged
+        assert audit.store.delete_verifications(on_time["search_id"]) == 1
+        too_late = client.post(f"/api/search/{late['search_id']}/authorisation",
+                               json={"reference": "WARRANT-10"}, headers=headers)  # fmt: skip
+        assert too_late.status_code == 409 and "purged" in too_late.json()["detail"]
+        assert audit.verify().ok

@@ -150,15 +150,22 @@ def test_phone_sized_screen(site, browser, wild):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     _log_in(page, site, "ines", PASSWORD)
     page.wait_for_url(site.url + "/search")
+    page.select_option("#purpose", "missing person")
+    page.fill("#case", "MP-2024-17")
     page.set_input_files("#photo", str(wild / "img2.jpg"))
     page.wait_for_selector(".match")
     # Nothing is wider than the screen: no sideways scrolling.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     assert page.locator(".match").first.locator(".source").inner_text() == "img4.jpg"
-    page.wait_for_function(
-        "[...document.querySelectorAll('.match img')].every(i => i.complete && i.naturalWidth)"
-    )
+    # The purpose form pushes the matches below the fold, where images load lazily:
+    # scroll to them, then poll from here (the page's CSP forbids Playwright's eval polling).
+    page.locator(".match").last.scroll_into_view_if_needed()
+    loaded = "[...document.querySelectorAll('.match img')].every(i => i.complete && i.naturalWidth)"
+    deadline = time.monotonic() + 30
+    while not page.evaluate(loaded):
+        assert time.monotonic() < deadline, "match thumbnails did not load"
+        page.wait_for_timeout(100)
     page.screenshot(path=OUTPUT / "phone.png", full_page=True)
 
 

@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..governance.audit import IngestFinished, Who, audit_log
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
-from ..governance.rights import Blocklist, purge_retention
+from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
@@ -207,6 +207,10 @@ class RetentionPurger:
                 services.engine, audit, Who("server", None, "server"),
                 services.settings.uploads_dir,
             )  # fmt: skip
+        purge_expired_pending(
+            services.audit, Who("server", None, "server"),
+            services.settings.governance.pending_authorisation_hours,
+        )  # fmt: skip
         if purged:
             log.info("retention purge: %s", [{k: v for k, v in p.items() if k != "paths"}
                                              for p in purged])  # fmt: skip

@@ -306,6 +306,10 @@ class TokenCreated(TokenOut):
     token: str = Field(description="shown this once; only its hash is stored")
 
 
+class AuthorisationIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200)
+
+
 class ErasureIn(BaseModel):
     face_ids: list[int] = Field(max_length=10_000)
     reference: str = Field(min_length=1, max_length=200, description="the erasure request")

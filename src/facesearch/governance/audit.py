@@ -56,6 +56,23 @@ class SearchPerformed(Event):
     scores: list[float]
     searched_faces: int
     access_request: bool = False
+    authorisation_pending: bool = False
+
+
+@dataclass(frozen=True)
+class AuthorisationConfirmed(Event):
+    action: ClassVar[str] = "authorisation"
+    search_seq: int
+    authorisation: str
+
+
+@dataclass(frozen=True)
+class PendingExpired(Event):
+    """A pending search's authorisation never came: its results were purged."""
+
+    action: ClassVar[str] = "pending_expired"
+    search_seq: int
+    verifications_purged: int
 
 
 @dataclass(frozen=True)

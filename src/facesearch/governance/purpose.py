@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..config import GovernanceSettings
 from ..errors import FacesearchError
@@ -12,11 +14,15 @@ class PurposeRequired(FacesearchError):
     """A search came without a valid purpose, case or authorisation (HTTP 400)."""
 
 
+PENDING = "pending"
+
+
 @dataclass(frozen=True)
 class SearchPurpose:
     purpose: str
     case: str
     authorisation: str | None
+    pending: bool = False  # went ahead before its authorisation; see expired_pending
 
 
 def bind(
@@ -34,9 +40,39 @@ def bind(
         raise PurposeRequired(f"purpose {purpose!r} is not allowed here; use one of: {allowed}")
     if not case:
         raise PurposeRequired("a search needs a case reference (the case it serves)")
+    pending = authorisation is not None and authorisation.casefold() == PENDING
+    if pending and settings.pending_authorisation_hours is None:
+        raise PurposeRequired("pending authorisations are not allowed here; give its reference")
     if settings.require_authorisation and authorisation is None:
+        hint = (
+            f" (or '{PENDING}', to be confirmed within "
+            f"{settings.pending_authorisation_hours:g} hours)"
+            if settings.pending_authorisation_hours
+            else ""
+        )
         raise PurposeRequired(
-            "this installation requires an authorisation reference for every search"
+            f"this installation requires an authorisation reference for every search{hint}"
         )
     canonical = next(p for p in settings.purposes if p.casefold() == purpose.casefold())
+    if pending:
+        return SearchPurpose(canonical, case[:200], None, pending=True)
     return SearchPurpose(canonical, case[:200], authorisation and authorisation[:200])
+
+
+def expired_pending(entries, hours: float, at: datetime) -> list[int]:
+    """Sequence numbers of pending searches past `hours` with neither a confirmed
+    authorisation nor an earlier purge."""
+    settled = {
+        json.loads(e.details)["search_seq"]
+        for e in entries
+        if e.action in ("authorisation", "pending_expired")
+    }
+    limit = at - timedelta(hours=hours)
+    return [
+        e.seq
+        for e in entries
+        if e.action == "search"
+        and json.loads(e.details).get("authorisation_pending")
+        and e.seq not in settled
+        and datetime.fromisoformat(e.at) < limit
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,17 @@ from ..engine import Engine
 from ..store.audit import AuditStore
 from ..store.migrations import now
 from ..types import ImageResult
-from .audit import AccessReported, AuditLog, FacesErased, RetentionPurged, SearchPerformed, Who
+from .audit import (
+    AccessReported,
+    AuditLog,
+    FacesErased,
+    PendingExpired,
+    RetentionPurged,
+    SearchPerformed,
+    Who,
+)
 from .crypto import open_sealed, seal
+from .purpose import expired_pending
 
 BLOCKLIST_KEY = "blocklist"
 
@@ -147,6 +157,18 @@ def purge_retention(engine: Engine, audit: AuditLog, who: Who, uploads_dir: Path
         for path in item["paths"]:
             _delete_if_upload(Path(path), uploads_dir)
     return purged
+
+
+def purge_expired_pending(audit: AuditLog, who: Who, hours: float | None) -> list[int]:
+    """Purge the results of pending searches whose authorisation never came in time."""
+    if hours is None:
+        return []
+    entries = list(audit.store.entries())
+    expired = expired_pending(entries, hours, datetime.now(UTC))
+    for seq in expired:
+        purged = audit.store.delete_verifications(seq)
+        audit.record(who, PendingExpired(seq, purged))
+    return expired
 
 
 def _delete_if_upload(path: Path, uploads_dir: Path | None) -> None:

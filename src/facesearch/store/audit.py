@@ -65,6 +65,7 @@ class AuditStore:
         self, organisation_id: int | None = None, action: str | None = None,
         actor: str | None = None, case: str | None = None, since: str | None = None,
         until: str | None = None, limit: int = 1000, seq: int | None = None,
+        search_seq: int | None = None,
     ) -> list[Entry]:  # fmt: skip
         sql = f"SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"
         params: list = []
@@ -72,6 +73,7 @@ class AuditStore:
             ("organisation_id = ?", organisation_id), ("action = ?", action),
             ("actor = ?", actor), ("json_extract(details, '$.case') = ?", case),
             ("at >= ?", since), ("at < ?", until), ("seq = ?", seq),
+            ("json_extract(details, '$.search_seq') = ?", search_seq),
         ):  # fmt: skip
             if value is not None:
                 sql += f" AND {clause}"
@@ -142,6 +144,11 @@ class AuditStore:
             ).fetchone()
         return dict(zip(("id", "search_seq", "face_id", "decision", "decided_by",
                          "confirmed_by", "at"), row, strict=True)) if row else None  # fmt: skip
+
+    def delete_verifications(self, search_seq: int) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute("DELETE FROM verifications WHERE search_seq = ?", (search_seq,))
+        return cursor.rowcount
 
     def confirm_verification(self, verification_id: int, by: str) -> None:
         with self.transaction() as conn:

@@ -9,14 +9,20 @@ import json
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from ...config import DecodeSettings
-from ...errors import FacesearchError, ImageTooLarge, NotFound
-from ...governance.audit import ResultVerified, SearchPerformed, SearchRefused
+from ...errors import Conflict, FacesearchError, ImageTooLarge, NotFound
+from ...governance.audit import (
+    AuthorisationConfirmed,
+    ResultVerified,
+    SearchPerformed,
+    SearchRefused,
+)
 from ...governance.auth import Actor, Permission, PermissionDenied
 from ...governance.purpose import PurposeRequired, bind
 from ...store.audit import Entry
 from ...store.migrations import now
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import (
+    AuthorisationIn,
     Box,
     Match,
     Probe,
@@ -115,6 +121,7 @@ def _log_search(services: Services, actor: Actor, bound, probe_sha256, probe_fac
     return services.record(actor, SearchPerformed(
         bound.purpose, bound.case, bound.authorisation, probe_sha256, probe_face_id, names,
         [h.face_id for h in hits], [round(h.score, 4) for h in hits], searched,
+        authorisation_pending=bound.pending,
     ))  # fmt: skip
 
 
@@ -126,6 +133,7 @@ def verify_match(
     """Record one's decision on a match of one's organisation's search: confirmed
     (the person checked it is the same person) or rejected."""
     entry = _own_search(services, actor, search_id)
+    _refuse_if_purged(services, search_id)
     if body.face_id not in json.loads(entry.details)["face_ids"]:
         raise NotFound(f"face {body.face_id} was not among the matches of search {search_id}")
     store = services.audit.store
@@ -160,6 +168,28 @@ def confirm_verification(
         ),
     )
     return _verification_out(services, verification_id)
+
+
+@router.post("/{search_id}/authorisation", status_code=201)
+def confirm_authorisation(
+    search_id: int, body: AuthorisationIn, services: ServicesDep,
+    actor: Actor = require(Permission.SEARCH),
+) -> dict:  # fmt: skip
+    """Give the authorisation reference of a search that went ahead as pending."""
+    entry = _own_search(services, actor, search_id)
+    if not json.loads(entry.details).get("authorisation_pending"):
+        raise Conflict(f"search {search_id} was not pending an authorisation")
+    _refuse_if_purged(services, search_id)
+    done = services.audit.store.query(action="authorisation", search_seq=search_id, limit=1)
+    if done:
+        raise Conflict(f"search {search_id} is already authorised")
+    logged = services.record(actor, AuthorisationConfirmed(search_id, body.reference))
+    return {"search_id": search_id, "authorisation": body.reference, "entry": logged.seq}
+
+
+def _refuse_if_purged(services: Services, search_id: int) -> None:
+    if services.audit.store.query(action="pending_expired", search_seq=search_id, limit=1):
+        raise Conflict(f"search {search_id} was never authorised in time; its results were purged")
 
 
 def _own_search(services: Services, actor: Actor, search_id: int) -> Entry:
