@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .cli_eval import eval_app
 from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
@@ -52,6 +53,7 @@ for sub, name in (
     (faces_app, "faces"), (errors_app, "errors"), (runs_app, "runs"),
 ):  # fmt: skip
     app.add_typer(sub, name=name)
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -304,6 +306,8 @@ def search_json(result: SearchResult) -> dict:
             {
                 "rank": h.rank,
                 "score": round(h.score, 4),
+                "band": h.band,
+                "estimated_fmr": h.estimated_fmr,
                 "face_id": h.face_id,
                 "image_id": h.image_id,
                 "collection": h.collection,
@@ -330,12 +334,15 @@ def _print_search(result: SearchResult) -> None:
         out.print(f"{len(result.probe_faces)} faces in the probe ({listing}); "
                   f"searching face {result.face_index}, pick another with --face")  # fmt: skip
     table = Table(title=f"{len(result.hits)} matches among {result.searched_faces} faces")
-    for column in ("rank", "score", "collection", "image or source", "captured", "box", "face id"):
+    for column in ("rank", "score", "lead", "est. FMR", "collection", "image or source",
+                   "captured", "box", "face id"):  # fmt: skip
         table.add_column(column)
     for h in result.hits:
         box = _box(h.box)
         table.add_row(
-            str(h.rank), f"{h.score:.3f}", h.collection, h.source_url or h.path,
+            str(h.rank), f"{h.score:.3f}", h.band or "",
+            f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else "",
+            h.collection, h.source_url or h.path,
             h.captured_at or "", f"{box['x']},{box['y']} {box['w']}x{box['h']}", str(h.face_id),
         )  # fmt: skip
     out.print(table)
