@@ -1,5 +1,7 @@
 """Calibration: fitting on impostor scores, the shipped files, bands of search results."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def test_estimated_fmr_follows_the_impostor_tail():
     assert fitted.estimated_fmr(-1.0) == 1.0
     scores = np.linspace(-1, 1, 50)
     estimates = [fitted.estimated_fmr(s) for s in scores]
-    assert all(a >= b for a, b in zip(estimates, estimates[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(estimates))
 
 
 def test_round_trip_through_json(tmp_path):

@@ -76,12 +76,14 @@ class EmbeddingCache:
         self.rows: dict[str, tuple[bool, float, float, np.ndarray, np.ndarray]] = {}
         self.dirty = 0
         if read and path.is_file():
-            with np.load(path) as data:
-                for i, sha in enumerate(data["sha256"]):
-                    self.rows[str(sha)] = (
-                        bool(data["found"][i]), float(data["quality"][i]),
-                        float(data["det_score"][i]), data["plain"][i], data["mirrored"][i],
-                    )  # fmt: skip
+            with np.load(path) as npz:
+                # Each key of an .npz is read from the file anew: read each array once.
+                data = {key: npz[key] for key in npz.files}
+            for i, sha in enumerate(data["sha256"]):
+                self.rows[str(sha)] = (
+                    bool(data["found"][i]), float(data["quality"][i]),
+                    float(data["det_score"][i]), data["plain"][i], data["mirrored"][i],
+                )  # fmt: skip
 
     def has(self, sha256: str, mirrored: bool) -> bool:
         row = self.rows.get(sha256)
