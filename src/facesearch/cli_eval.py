@@ -232,6 +232,10 @@ def eval_identify(
     ] = "0,1000,5000,all",
     model: ModelOpt = None,
     flip: Annotated[bool, typer.Option("--flip", help="Use test-time flip embeddings.")] = False,
+    min_quality: Annotated[
+        float,
+        typer.Option(help="Enrol (gallery and distractors) only faces of at least this quality."),
+    ] = 0.0,
     output: OutOpt = DEFAULT_OUT,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -256,9 +260,14 @@ def eval_identify(
         e = embeddings[variant.models[0]]
         vectors = e.vectors(variant.flip)
         n = len(labelled)
-        extra_rows = np.flatnonzero(e.found[n:]) + n
+        enrollable = e.found & (e.quality >= min_quality)
+        extra_rows = np.flatnonzero(enrollable[n:]) + n
         data = ident.split(
-            vectors[:n], e.found[:n], [name for name, _ in labelled], vectors[extra_rows]
+            vectors[:n],
+            e.found[:n],
+            [name for name, _ in labelled],
+            vectors[extra_rows],
+            enrollable=enrollable[:n],
         )
         rows = ident.identify(data, wanted)
         for row in rows:
@@ -275,6 +284,7 @@ def eval_identify(
             "gallery": str(gallery),
             "distractor_folders": [str(d) for d in distractors or []],
             "people": len(people),
+            "min_quality": min_quality,
             "images": len(all_paths),
         },
         "results": report_rows,
@@ -320,6 +330,9 @@ def eval_demographics(
     min_quality: Annotated[
         float, typer.Option(help="Leave out faces below this quality (0 keeps all).")
     ] = 0.0,
+    ages: Annotated[
+        str | None, typer.Option(help="Only faces in this age range, e.g. 18-60.")
+    ] = None,
     output: OutOpt = DEFAULT_OUT,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -338,7 +351,8 @@ def eval_demographics(
         )
     files = image_files(images)
     labelled = [(p, demo.utkface_labels(p)) for p in files]
-    kept = [(p, lab) for p, lab in labelled if lab is not None]
+    low, high = _age_range(ages)
+    kept = [(p, lab) for p, lab in labelled if lab is not None and low <= lab["age"] <= high]
     if not kept:
         raise FacesearchError(f"no file in {images} is named like UTKFace (age_gender_race_…)")
     e = _embed([p for p, _ in kept], settings, [name], flip, "faces", not no_cache)[name]
@@ -360,6 +374,7 @@ def eval_demographics(
             "labelled": len(kept),
             "faces_used": int(ok.sum()),
             "min_quality": min_quality,
+            "ages": [low, high],
         },
         "thresholds": thresholds,
         "calibration": {"model": cal.model, "flip": cal.flip, "data": cal.meta.get("data")},
@@ -390,6 +405,16 @@ def eval_demographics(
         )
         out.print(table)
     out.print(f"report: {path}")
+
+
+def _age_range(ages: str | None) -> tuple[int, int]:
+    if not ages:
+        return 0, 1000
+    try:
+        low, high = (int(v) for v in ages.split("-"))
+    except ValueError:
+        raise FacesearchError(f"--ages {ages!r}: expected two ages like 18-60") from None
+    return low, high
 
 
 @eval_app.command("calibrate")

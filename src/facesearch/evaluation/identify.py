@@ -37,17 +37,19 @@ class Split:
 
 def split(
     vectors: np.ndarray, found: np.ndarray, labels: list[str], distractors: np.ndarray,
-    seed: int = 0,
+    seed: int = 0, enrollable: np.ndarray | None = None,
 ) -> Split:  # fmt: skip
-    """Gallery and probes from labelled rows; one-image people go to the distractors."""
+    """Gallery and probes from labelled rows; one-image people go to the distractors.
+    `enrollable` (default: `found`) marks the faces good enough to enrol."""
+    enrollable = found if enrollable is None else enrollable
     by_person: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
         by_person.setdefault(label, []).append(i)
     gallery, probes, mate, singles = [], [], [], []
     for rows in by_person.values():
-        enrolled = [r for r in rows if found[r]]
+        enrolled = [r for r in rows if enrollable[r]]
         if len(rows) < 2 or not enrolled:
-            singles.extend(r for r in rows if found[r])
+            singles.extend(r for r in rows if enrollable[r])
             continue
         g = enrolled[0]
         gallery.append(g)
