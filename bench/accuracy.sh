@@ -19,8 +19,15 @@ fs eval verify --pairs "$DATA/lfw/pairs.txt" --per-fold 100 \
 # 1:N identification with 0, 1k, 5k and all distractors (LFW one-image people + UTKFace).
 fs eval identify --gallery "$DATA/lfw/images_deepfunneled" --distractors "$DATA/utkface" \
     --out "$OUT/identify"
-# False match rate per demographic group, all faces and faces of quality >= 0.7.
+# The same with LFW's own one-image people as the only distractors.
+fs eval identify --gallery "$DATA/lfw/images_deepfunneled" --counts 0,1000,all \
+    --out "$OUT/identify-lfw-only"
+# Enrolling only faces of quality >= 0.7.
+fs eval identify --gallery "$DATA/lfw/images_deepfunneled" --distractors "$DATA/utkface" \
+    --min-quality 0.7 --out "$OUT/identify-q07"
+# False match rate per demographic group: all faces, adults, faces of quality >= 0.7.
 fs eval demographics --images "$DATA/utkface" --out "$OUT/demographics"
+fs eval demographics --images "$DATA/utkface" --ages 18-60 --out "$OUT/demographics-adults"
 fs eval demographics --images "$DATA/utkface" --min-quality 0.7 --out "$OUT/demographics-q07"
 # Speed per face of each recogniser, plain and flipped.
-python bench/recognisers.py --images 200
+PYTHONPATH=src python bench/recognisers.py --images 100

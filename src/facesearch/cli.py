@@ -29,7 +29,6 @@ from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
 from .ingest import IngestReport
-from .models.registry import MODELS
 from .models.registry import get as get_model
 from .sheet import contact_sheet
 
@@ -116,7 +115,8 @@ def _table(rows: list[dict], title: str | None = None) -> Table:
 def models_fetch(
     ctx: typer.Context,
     names: Annotated[
-        list[str] | None, typer.Argument(help="Models to fetch [default: all].")
+        list[str] | None,
+        typer.Argument(help="Models to fetch [default: the configured detector and recogniser]."),
     ] = None,
     from_file: Annotated[
         Path | None, typer.Option("--from", help="Import a copy of the file made elsewhere.")
@@ -135,7 +135,10 @@ def models_fetch(
             raise FacesearchError("--from needs exactly one model name")
         paths = [cache.fetch(get_model(names[0]), from_file=from_file)]
     else:
-        paths = [cache.ensure(get_model(n)) for n in (names or list(MODELS))]
+        wanted = names or [settings.detector, settings.embedder]
+        # A recogniser's companions (dlib's shape predictor) come with it.
+        wanted += [r for n in list(wanted) for r in get_model(n).requires if r not in wanted]
+        paths = [cache.ensure(get_model(n)) for n in wanted]
     for path in paths:
         out.print(f"[green]ok[/] {path}")
 
