@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .cli_eval import eval_app
 from .cli_governance import governed, hash_of
 from .cli_governance import register as register_governance_commands
 from .cli_service import register as register_service_commands
@@ -33,7 +34,6 @@ from .errors import FacesearchError
 from .governance.audit import ImageViewed, IngestFinished, IngestStarted, SearchPerformed, Who
 from .governance.purpose import bind
 from .ingest import IngestReport
-from .models.registry import MODELS
 from .models.registry import get as get_model
 from .sheet import contact_sheet
 
@@ -59,6 +59,7 @@ for sub, name in (
     app.add_typer(sub, name=name)
 register_service_commands(app)
 register_governance_commands(app)
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -121,7 +122,8 @@ def _table(rows: list[dict], title: str | None = None) -> Table:
 def models_fetch(
     ctx: typer.Context,
     names: Annotated[
-        list[str] | None, typer.Argument(help="Models to fetch [default: all].")
+        list[str] | None,
+        typer.Argument(help="Models to fetch [default: the configured detector and recogniser]."),
     ] = None,
     from_file: Annotated[
         Path | None, typer.Option("--from", help="Import a copy of the file made elsewhere.")
@@ -140,7 +142,10 @@ def models_fetch(
             raise FacesearchError("--from needs exactly one model name")
         paths = [cache.fetch(get_model(names[0]), from_file=from_file)]
     else:
-        paths = [cache.ensure(get_model(n)) for n in (names or list(MODELS))]
+        wanted = names or [settings.detector, settings.embedder]
+        # A recogniser's companions (dlib's shape predictor) come with it.
+        wanted += [r for n in list(wanted) for r in get_model(n).requires if r not in wanted]
+        paths = [cache.ensure(get_model(n)) for n in wanted]
     for path in paths:
         out.print(f"[green]ok[/] {path}")
 
@@ -335,6 +340,8 @@ def search_json(result: SearchResult) -> dict:
             {
                 "rank": h.rank,
                 "score": round(h.score, 4),
+                "band": h.band,
+                "estimated_fmr": h.estimated_fmr,
                 "face_id": h.face_id,
                 "image_id": h.image_id,
                 "collection": h.collection,
@@ -361,12 +368,15 @@ def _print_search(result: SearchResult) -> None:
         out.print(f"{len(result.probe_faces)} faces in the probe ({listing}); "
                   f"searching face {result.face_index}, pick another with --face")  # fmt: skip
     table = Table(title=f"{len(result.hits)} matches among {result.searched_faces} faces")
-    for column in ("rank", "score", "collection", "image or source", "captured", "box", "face id"):
+    for column in ("rank", "score", "lead", "est. FMR", "collection", "image or source",
+                   "captured", "box", "face id"):  # fmt: skip
         table.add_column(column)
     for h in result.hits:
         box = _box(h.box)
         table.add_row(
-            str(h.rank), f"{h.score:.3f}", h.collection, h.source_url or h.path,
+            str(h.rank), f"{h.score:.3f}", h.band or "",
+            f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else "",
+            h.collection, h.source_url or h.path,
             h.captured_at or "", f"{box['x']},{box['y']} {box['w']}x{box['h']}", str(h.face_id),
         )  # fmt: skip
     out.print(table)

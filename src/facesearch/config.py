@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("facesearch")))
     detector: str = "yunet-2023mar"
     embedder: str = "sface-2021dec"
+    # Embed each face and its mirror image and average them: measured in MODEL_CARD.md;
+    # it doubles the cost of the embedding step.
+    flip_embeddings: bool = False
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     batch_images: int = Field(16, ge=1)
     thumbnail_px: int = Field(96, ge=16, le=512)

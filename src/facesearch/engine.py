@@ -14,6 +14,7 @@ import numpy as np
 from . import ingest as ingest_module
 from .config import DecodeSettings, Settings
 from .errors import FacesearchError, ModelMismatch
+from .evaluation import calibration
 from .index.flat import FlatIndex
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
@@ -187,12 +188,24 @@ class Engine:
             )
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
+        hits = self._calibrated(hits)
         searched = len(index) if allowed is None else len(allowed)
         return hits, searched
 
     def reload_index(self) -> None:
         """Forget the in-memory index; the next search rebuilds it from the catalog."""
         self._index = None
+
+    def _calibrated(self, hits: list[Hit]) -> list[Hit]:
+        """Each hit with its estimated false match rate and band, where the model has
+        a calibration (src/facesearch/models/calibration/)."""
+        cal = calibration.load(self.settings.embedder, self.settings.flip_embeddings)
+        if cal is None:
+            return hits
+        return [
+            replace(h, estimated_fmr=cal.estimated_fmr(h.score), band=cal.band(h.score))
+            for h in hits
+        ]
 
     def _vector_index(self) -> FlatIndex:
         if self._index is None:

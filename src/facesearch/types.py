@@ -69,3 +69,8 @@ class Hit:
     captured_at: str | None
     box: tuple[float, float, float, float]
     thumbnail: bytes
+    # From the model's calibration: the share of pairs of different people that
+    # score this high, and its plain band ("strong lead", "possible lead", "weak",
+    # "unlikely"). None where the model has no calibration.
+    estimated_fmr: float | None = None
+    band: str | None = None

@@ -63,6 +63,10 @@ def test_collections_ingest_search_and_stats(cli, wild, wild_pick):
     for key in ("score", "path", "source_url", "collection", "box", "thumbnail", "captured_at"):
         assert key in matches[0]
     assert matches[0]["collection"] == "press"
+    # The same photo is a strong lead; the calibrated FMR falls as the score falls.
+    assert matches[0]["band"] == "strong lead" and matches[0]["estimated_fmr"] <= 1e-4
+    assert all(m["band"] in ("strong lead", "possible lead", "weak", "unlikely") for m in matches)
+    assert matches[0]["estimated_fmr"] <= matches[1]["estimated_fmr"] <= matches[2]["estimated_fmr"]
     assert matches[0]["thumbnail"].startswith("data:image/jpeg;base64,")
     assert set(matches[0]["box"]) == {"x", "y", "w", "h"}
     assert "lead" in found["notice"]

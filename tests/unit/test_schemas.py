@@ -1,7 +1,5 @@
 """Response shapes: a match is filled from a Hit by field name and never carries bytes."""
 
-from dataclasses import dataclass
-
 from facesearch.api.schemas import Match
 from facesearch.types import Hit
 
@@ -15,7 +13,8 @@ HIT = Hit(
 def test_a_match_has_urls_and_the_file_name_not_the_server_path_nor_the_thumbnail_bytes():
     match = Match.from_hit(HIT).model_dump()
     assert match == {
-        "rank": 1, "score": 0.8123, "face_id": 7, "image_id": 3, "collection": "press",
+        "rank": 1, "score": 0.8123, "estimated_fmr": None, "band": None, "face_id": 7,
+        "image_id": 3, "collection": "press",
         "filename": "p001.jpg", "source_url": "https://example.org/p/1",
         "captured_at": "2024-05-01T10:00:00", "box": {"x": 10, "y": 21, "w": 30, "h": 40},
         "thumbnail_url": "/api/faces/7/thumbnail", "image_url": "/api/images/3/file",
@@ -23,14 +22,7 @@ def test_a_match_has_urls_and_the_file_name_not_the_server_path_nor_the_thumbnai
     }  # fmt: skip
 
 
-def test_a_field_added_to_hit_needs_one_line_in_match():
-    @dataclass(frozen=True)
-    class CalibratedHit(Hit):
-        band: str | None = None
-
-    class CalibratedMatch(Match):
-        band: str | None = None  # the one line
-
-    hit = CalibratedHit(**{**HIT.__dict__, "band": "strong"})
-    assert CalibratedMatch.from_hit(hit).band == "strong"
-    assert "band" not in Match.from_hit(hit).model_dump()
+def test_a_match_carries_the_calibrated_band_of_its_hit():
+    hit = Hit(**{**HIT.__dict__, "band": "strong lead", "estimated_fmr": 3e-5})
+    match = Match.from_hit(hit).model_dump()
+    assert match["band"] == "strong lead" and match["estimated_fmr"] == 3e-5

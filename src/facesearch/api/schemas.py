@@ -50,6 +50,10 @@ class Match(BaseModel):
 
     rank: int
     score: float = Field(description="cosine similarity of the two embeddings")
+    estimated_fmr: float | None = Field(
+        None, description="share of pairs of two different people scoring this high"
+    )
+    band: str | None = Field(None, description="strong lead, possible lead, weak or unlikely")
     face_id: int
     image_id: int
     collection: str

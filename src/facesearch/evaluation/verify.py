@@ -1,0 +1,135 @@
+"""1:1 verification on labelled pairs: k-fold accuracy, ROC, TAR at FAR, EER."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metrics
+from .embeddings import Embeddings
+from .protocols import Pairs
+
+FARS = (1e-2, 1e-3)
+# A pair where either face was not detected gets this score: it counts as a
+# "different people" decision, as an operator would see it.
+NO_FACE = -1.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a pair is scored: one model, or a fusion of several; with or without flip."""
+
+    models: tuple[str, ...]
+    flip: bool = False
+
+    @property
+    def label(self) -> str:
+        return " + ".join(self.models) + (" (flip)" if self.flip else "")
+
+
+def pair_scores(
+    pairs: Pairs, embeddings: dict[str, Embeddings], variant: Variant
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each pair and whether both faces were found. A fusion of
+    several models is the mean of their z-normalised scores (see `impostor_stats`)."""
+    total = np.zeros(len(pairs))
+    both = np.ones(len(pairs), bool)
+    fused = len(variant.models) > 1
+    for model in variant.models:
+        e = embeddings[model]
+        row = {p: i for i, p in enumerate(e.paths)}
+        a = np.array([row[p] for p in pairs.first])
+        b = np.array([row[p] for p in pairs.second])
+        vectors = e.vectors(variant.flip)
+        scores = np.einsum("ij,ij->i", vectors[a], vectors[b])
+        if fused:
+            mean, std = impostor_stats(e, variant.flip)
+            scores = (scores - mean) / std
+        total += scores
+        both &= e.found[a] & e.found[b]
+    scores = total / len(variant.models)
+    return np.where(both, scores, NO_FACE), both
+
+
+def impostor_stats(e: Embeddings, flip: bool, samples: int = 200_000) -> tuple[float, float]:
+    """Mean and spread of a model's scores between images of two different people
+    (folder = person), from a seeded sample of such pairs among the evaluated images.
+    Models' raw cosines live on different scales (dlib's strangers score about 0.8,
+    SFace's about 0.1), so a fusion puts them on one scale first."""
+    rows = np.flatnonzero(e.found)
+    people = np.array([e.paths[i].parent.name for i in rows])
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(rows), samples), rng.integers(0, len(rows), samples)
+    keep = people[a] != people[b]
+    vectors = e.vectors(flip)
+    scores = np.einsum("ij,ij->i", vectors[rows[a[keep]]], vectors[rows[b[keep]]])
+    return float(scores.mean()), float(scores.std())
+
+
+def verify(pairs: Pairs, embeddings: dict[str, Embeddings], variant: Variant) -> dict:
+    scores, found = pair_scores(pairs, embeddings, variant)
+    same = np.array(pairs.same)
+    folds = np.array(pairs.folds)
+    curve = metrics.roc(scores, same)
+    result: dict = {
+        "variant": variant.label,
+        "pairs": len(pairs),
+        "matched_pairs": int(same.sum()),
+        "pairs_without_a_face": int((~found).sum()),
+    }
+    if len(np.unique(folds)) > 1:
+        k = metrics.kfold_accuracy(scores, same, folds)
+        result["kfold"] = {
+            "folds": len(k.per_fold),
+            "accuracy_mean": k.mean,
+            "accuracy_std": k.std,
+            "accuracy_standard_error": k.standard_error,
+            "per_fold": k.per_fold,
+            "thresholds": k.thresholds,
+        }
+    else:
+        t = metrics.best_threshold(scores, same)
+        result["best_threshold"] = {"threshold": t, "accuracy": metrics.accuracy(scores, same, t)}
+    result["auc"] = metrics.auc(curve)
+    result["eer"] = metrics.eer(curve)
+    result["tar_at_far"] = {}
+    for far in FARS:
+        tar, threshold = metrics.tar_at_far(curve, far)
+        result["tar_at_far"][f"{far:g}"] = {"tar": tar, "threshold": threshold}
+    result["_curve"] = (curve.fpr, curve.tpr)
+    result["_scores"] = scores
+    return result
+
+
+def quality_effect(
+    pairs: Pairs,
+    embeddings: dict[str, Embeddings],
+    variant: Variant,
+    threshold: float,
+    minimums: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8),
+) -> list[dict]:
+    """False match and non-match rates at `threshold` when pairs with a face below each
+    quality minimum are left out (the lower of the two faces' quality decides)."""
+    scores, _ = pair_scores(pairs, embeddings, variant)
+    same = np.array(pairs.same)
+    quality = np.ones(len(pairs))
+    for model in variant.models:
+        e = embeddings[model]
+        row = {p: i for i, p in enumerate(e.paths)}
+        qa = e.quality[[row[p] for p in pairs.first]]
+        qb = e.quality[[row[p] for p in pairs.second]]
+        quality = np.minimum(quality, np.minimum(qa, qb))
+    out = []
+    for minimum in minimums:
+        keep = quality >= minimum
+        genuine, impostor = scores[keep & same], scores[keep & ~same]
+        out.append({
+            "min_quality": minimum,
+            "pairs_kept": int(keep.sum()),
+            "share_kept": float(keep.mean()),
+            "false_match_rate": metrics.false_match_rate(impostor, threshold),
+            "false_matches": int((impostor >= threshold).sum()),
+            "false_non_match_rate": float((genuine < threshold).mean()) if len(genuine) else None,
+        })  # fmt: skip
+    return out
