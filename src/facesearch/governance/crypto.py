@@ -24,7 +24,7 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
-class KeyError_(FacesearchError):
+class KeyProblem(FacesearchError):
     """A key is missing, malformed or does not open the data it should."""
 
 
@@ -38,7 +38,7 @@ def open_sealed(key: bytes, sealed: bytes, context: bytes) -> bytes:
     try:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
     except Exception:
-        raise KeyError_("stored data does not open with its key (wrong master key?)") from None
+        raise KeyProblem("stored data does not open with its key (wrong master key?)") from None
 
 
 class Keyring:
@@ -46,7 +46,7 @@ class Keyring:
 
     def __init__(self, master_key: bytes) -> None:
         if len(master_key) != KEY_BYTES:
-            raise KeyError_(f"the master key must be {KEY_BYTES} bytes (base64 in a key file)")
+            raise KeyProblem(f"the master key must be {KEY_BYTES} bytes (base64 in a key file)")
         self._master = master_key
 
     def new_data_key(self, context: bytes) -> tuple[bytes, bytes]:
@@ -67,7 +67,7 @@ class Keyring:
             )
         path: Path = settings.master_key_file
         if crypto.key_file is None and settings.mode != "local" and not path.exists():
-            raise KeyError_(
+            raise KeyProblem(
                 "no master key configured: set FACESEARCH_CRYPTO__KEY_FILE or "
                 "FACESEARCH_CRYPTO__MASTER_KEY (outside local mode no key is generated)"
             )
@@ -77,7 +77,7 @@ class Keyring:
     def from_file(cls, path: Path, create: bool = True) -> Keyring:
         if not path.exists():
             if not create:
-                raise KeyError_(f"the master key file {path} does not exist")
+                raise KeyProblem(f"the master key file {path} does not exist")
             write_key_file(path)
             log.warning(
                 "generated a new master key in %s: back it up and keep it apart from the "
@@ -98,7 +98,7 @@ def _decode(text: str, where: str) -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
     except ValueError:
-        raise KeyError_(f"the master key in {where} is not base64") from None
+        raise KeyProblem(f"the master key in {where} is not base64") from None
     if len(key) != KEY_BYTES:
-        raise KeyError_(f"the master key in {where} must decode to {KEY_BYTES} bytes")
+        raise KeyProblem(f"the master key in {where} must decode to {KEY_BYTES} bytes")
     return key
