@@ -142,6 +142,10 @@ def test_search_click_a_face_and_see_the_match_first(site, browser, wild):
         and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
     )
     page.screenshot(path=OUTPUT / "match.png")
+    # The person records their decision on the lead; it lands in the audit log.
+    assert "case MP-2024-17" in page.locator("#verdict").inner_text()
+    page.click("#verify-buttons button.primary")
+    page.wait_for_selector("#verdict:has-text('Recorded: confirmed by ines')")
     assert not errors, errors
     assert not foreign, foreign
 

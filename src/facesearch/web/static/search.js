@@ -186,6 +186,18 @@
       list.append(el("dt", { text: "Source" }),
         el("dd", {}, el("a", { href: m.source_url, target: "_blank", rel: "noopener noreferrer", text: m.source_url })));
     }
+    const verdict = document.getElementById("verdict");
+    const decide = (decision) => async () => {
+      try {
+        const v = await api("POST", `/api/search/${r.search_id}/verifications`, { face_id: m.face_id, decision });
+        verdict.textContent = `Recorded: ${v.decision} by ${v.decided_by}` +
+          (v.final ? "." : "; a second person must confirm it.");
+      } catch (error) { verdict.textContent = error.message; }
+    };
+    document.getElementById("verify-buttons").replaceChildren(
+      el("button", { type: "button", class: "primary", text: "Same person (confirm)", onclick: decide("confirmed") }),
+      el("button", { type: "button", class: "secondary", text: "Not the same person (reject)", onclick: decide("rejected") }));
+    verdict.textContent = `Search #${r.search_id} · ${r.purpose} · case ${r.case}`;
     viewer.showModal();
   }
 
