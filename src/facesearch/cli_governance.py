@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .engine import Engine
+from .errors import FacesearchError
 from .governance import oversight
 from .governance.audit import AuditLog, Exported, Who, audit_log
 from .governance.rights import (
@@ -57,10 +58,25 @@ def _print_json(value: object) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def audit_verify(
+    ctx: typer.Context,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH printed by an earlier verify; catches removed newest entries."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Check the whole hash chain and signatures; name the first broken entry."""
+    expected = None
+    if anchor is not None:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise FacesearchError(
+                "--anchor must be SEQ:HASH as printed by 'facesearch audit verify'"
+            )
+        expected = (int(seq), digest)
     with Engine(ctx.obj) as engine:
-        result = governed(engine)[0].verify()
+        result = governed(engine)[0].verify(expected)
     if as_json:
         _print_json(result.__dict__)
     else:

@@ -120,3 +120,15 @@ def test_an_entry_is_written_in_the_same_transaction_as_the_action(tmp_path):
         raise RuntimeError("the action failed")
     assert list(audit.store.entries()) == []
     catalog.close()
+
+
+def test_an_anchor_noted_earlier_catches_the_newest_entries_removed(log):
+    audit, path = log
+    head = audit.verify()
+    assert head.head_seq == 6 and len(head.head_hash) == 64
+    assert audit.verify((head.head_seq, head.head_hash)).ok
+    _sql(path, "DELETE FROM audit_log WHERE seq >= 5")
+    assert audit.verify().ok  # the shorter chain holds together by itself
+    result = audit.verify((head.head_seq, head.head_hash))
+    assert not result.ok and "removed from the end" in result.problem
+    assert not audit.verify((4, "0" * 64)).ok

@@ -220,10 +220,15 @@ class AuditLog:
 
         return self.store.append(seal)
 
-    def verify(self) -> Verification:
-        """Walk the whole chain; the first entry that does not hold is named."""
+    def verify(self, anchor: tuple[int, str] | None = None) -> Verification:
+        """Walk the whole chain; the first entry that does not hold is named.
+
+        `anchor` (a sequence number and the hash it had, noted elsewhere earlier)
+        also catches the one change a chain cannot show by itself: the newest
+        entries removed."""
         prev = GENESIS
         count = 0
+        hashes: dict[int, str] = {}
         for expected_seq, entry in enumerate(self.store.entries(), start=1):
             count = expected_seq
             problem = None
@@ -245,7 +250,15 @@ class AuditLog:
             if problem:
                 return Verification(False, count - 1, expected_seq, entry.seq, problem)
             prev = entry.hash
-        return Verification(True, count, None, None, None)
+            hashes[entry.seq] = entry.hash
+        if anchor is not None and hashes.get(anchor[0]) != anchor[1]:
+            problem = (
+                "the anchored entry is missing (entries were removed from the end)"
+                if anchor[0] not in hashes
+                else "the anchored entry's hash differs from the one noted"
+            )
+            return Verification(False, count, anchor[0], anchor[0], problem, prev, count)
+        return Verification(True, count, None, None, None, prev, count)
 
 
 @dataclass(frozen=True)
@@ -255,10 +268,15 @@ class Verification:
     broken_position: int | None  # 1-based position in storage order
     broken_seq: int | None
     problem: str | None
+    head_hash: str | None = None  # note it, with head_seq, to anchor a later check
+    head_seq: int | None = None
 
     def message(self) -> str:
         if self.ok:
-            return f"audit log intact: {self.entries_checked} entries, chain and hashes verified"
+            return (
+                f"audit log intact: {self.entries_checked} entries, chain and hashes verified; "
+                f"head {self.head_seq}:{self.head_hash}"
+            )
         return (
             f"audit log BROKEN at entry #{self.broken_position} (seq {self.broken_seq}): "
             f"{self.problem}; the {self.entries_checked} entries before it verify"
