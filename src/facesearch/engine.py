@@ -105,7 +105,7 @@ class Engine:
     def erase_faces(self, face_ids: list[int]) -> tuple[list[int], list[str]]:
         """Delete faces from the catalog and the index at once; returns the ids
         deleted and the paths of images left without any face (deleted too)."""
-        deleted, paths = self.catalog.delete_faces(face_ids)
+        deleted, paths = self.catalog.erase_faces(face_ids)
         self._index = None
         return deleted, paths
 

@@ -175,7 +175,7 @@ class Catalog:
 
     # erasure and retention
 
-    def delete_faces(self, face_ids: Iterable[int]) -> tuple[list[int], list[str]]:
+    def erase_faces(self, face_ids: Iterable[int]) -> tuple[list[int], list[str]]:
         """Delete faces; an image left with no face goes too. Returns the face ids
         deleted and the paths of the images deleted."""
         ids = sorted({int(i) for i in face_ids})
