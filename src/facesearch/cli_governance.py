@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
     """The audit log (in the engine's catalog transactions) and the block-list."""
     settings = engine.settings
-    audit = audit_log(settings, engine.catalog.transaction)
+    audit = audit_log(settings, engine.catalog.transaction, lambda: engine.catalog.conn)
     return audit, Blocklist(engine, audit.store, settings.governance.blocklist_threshold)
 
 

@@ -88,7 +88,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
 
     def screen_for(job_engine: Engine):
-        audit = audit_log(settings, job_engine.catalog.transaction)
+        audit = audit_log(settings, job_engine.catalog.transaction, lambda: job_engine.catalog.conn)
         return Blocklist(job_engine, audit.store, settings.governance.blocklist_threshold).screen
 
     def on_finish(job: Job) -> None:
@@ -108,7 +108,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
-        audit=audit_log(settings, db.transaction),
+        audit=audit_log(settings, db.transaction, db.get),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -202,7 +202,8 @@ class RetentionPurger:
     def purge_once(self) -> list[dict]:
         services = self.services
         with services.engine_lock:
-            audit = audit_log(services.settings, services.engine.catalog.transaction)
+            catalog = services.engine.catalog
+            audit = audit_log(services.settings, catalog.transaction, lambda: catalog.conn)
             purged = purge_retention(
                 services.engine, audit, Who("server", None, "server"),
                 services.settings.uploads_dir,

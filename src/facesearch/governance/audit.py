@@ -283,7 +283,9 @@ class Verification:
         )
 
 
-def audit_log(settings, transaction) -> AuditLog:
-    """The audit log over a store's `transaction`, signing with the configured key."""
+def audit_log(settings, transaction, read=None) -> AuditLog:
+    """The audit log over a store's `transaction` (and `read` connection), signing
+    with the configured key."""
     key = settings.crypto.audit_key
-    return AuditLog(AuditStore(transaction), key.get_secret_value().encode() if key else None)
+    store = AuditStore(transaction, read)
+    return AuditLog(store, key.get_secret_value().encode() if key else None)

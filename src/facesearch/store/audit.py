@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
@@ -35,11 +35,24 @@ COLUMNS = "seq, at, actor, organisation_id, origin, action, details, prev_hash, 
 
 
 class AuditStore:
-    def __init__(self, transaction: Transaction) -> None:
+    def __init__(
+        self, transaction: Transaction, read: Callable[[], sqlite3.Connection] | None = None
+    ) -> None:
         # A catalog's or a thread pool's transaction: appends join the caller's
         # transaction where there is one (savepoints), so an action and its
         # record are committed together.
         self.transaction = transaction
+        # Reads need no write lock: in WAL mode each statement sees a consistent
+        # snapshot while an ingest writes.
+        self.read = read
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        if self.read is not None:
+            yield self.read()
+        else:
+            with self.transaction() as conn:
+                yield conn
 
     def append(self, seal: Callable[[int, str], Entry]) -> Entry:
         with self.transaction() as conn:
@@ -56,7 +69,7 @@ class AuditStore:
 
     def entries(self) -> Iterator[Entry]:
         """Every entry in storage order (rowid), which is what verification checks."""
-        with self.transaction() as conn:
+        with self._reading() as conn:
             rows = conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY rowid").fetchall()
         for row in rows:
             yield Entry(*row)
@@ -79,7 +92,7 @@ class AuditStore:
                 sql += f" AND {clause}"
                 params.append(value)
         params.append(limit)
-        with self.transaction() as conn:
+        with self._reading() as conn:
             rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", params).fetchall()
         return [Entry(*r) for r in rows]
 
@@ -89,7 +102,7 @@ class AuditStore:
         if not found:
             return found
         marks = ",".join("?" * len(found))
-        with self.transaction() as conn:
+        with self._reading() as conn:
             columns = ", ".join("a." + c for c in COLUMNS.split(", "))
             rows = conn.execute(
                 f"SELECT DISTINCT CAST(j.value AS INTEGER), {columns} "
@@ -115,7 +128,7 @@ class AuditStore:
             )
 
     def blocked(self, model: str, version: str) -> list[tuple[int, bytes]]:
-        with self.transaction() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 "SELECT id, sealed FROM blocklist WHERE model = ? AND model_version = ?",
                 (model, version),
@@ -136,7 +149,7 @@ class AuditStore:
         return int(cursor.lastrowid or 0)
 
     def verification(self, verification_id: int) -> dict | None:
-        with self.transaction() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 "SELECT id, search_seq, face_id, decision, decided_by, confirmed_by, at "
                 "FROM verifications WHERE id = ?",

@@ -108,7 +108,7 @@ def rights_erase(
     who = Who(actor.username, actor.organisation_id, client_origin.get())
     engine = services.engine
     # Written through the engine's catalog: erasure and its record commit together.
-    audit = audit_log(services.settings, engine.catalog.transaction)
+    audit = audit_log(services.settings, engine.catalog.transaction, lambda: engine.catalog.conn)
     blocklist = Blocklist(engine, audit.store, services.settings.governance.blocklist_threshold)
     with services.engine_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
