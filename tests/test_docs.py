@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from facesearch.cli import app
-from facesearch.config import DecodeSettings, DetectSettings, Settings
+from facesearch.config import DecodeSettings, DetectSettings, IndexSettings, Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -29,9 +29,12 @@ def test_every_command_has_help_and_is_in_the_readme():
 
 def test_every_setting_is_in_the_readme():
     names = [
-        f"FACESEARCH_{n.upper()}" for n in Settings.model_fields if n not in ("detect", "decode")
+        f"FACESEARCH_{n.upper()}"
+        for n in Settings.model_fields
+        if n not in ("detect", "decode", "index")
     ]
     names += [f"FACESEARCH_DETECT__{n.upper()}" for n in DetectSettings.model_fields]
     names += [f"FACESEARCH_DECODE__{n.upper()}" for n in DecodeSettings.model_fields]
+    names += [f"FACESEARCH_INDEX__{n.upper()}" for n in IndexSettings.model_fields]
     for name in names:
         assert name in README, f"{name} is not documented in README.md"

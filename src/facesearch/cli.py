@@ -27,6 +27,7 @@ from . import __version__
 from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
+from .index_cli import index_app
 from .ingest import IngestReport
 from .models.registry import MODELS
 from .models.registry import get as get_model
@@ -52,6 +53,7 @@ for sub, name in (
     (faces_app, "faces"), (errors_app, "errors"), (runs_app, "runs"),
 ):  # fmt: skip
     app.add_typer(sub, name=name)
+app.add_typer(index_app, name="index")
 
 out = Console()
 err = Console(stderr=True)

@@ -31,6 +31,24 @@ class DecodeSettings(BaseModel):
     max_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
 
+class IndexSettings(BaseModel):
+    """The persistent vector index; the defaults are what bench/index.py measured."""
+
+    # Below this many faces every search is exact (a scan of the memory-mapped
+    # vectors); from it on an IVF index proposes candidates.
+    approx_min_faces: int = Field(100_000, ge=1)
+    # "auto" is IVF with about sqrt(n) lists and `codes`; or any FAISS IVF factory
+    # string, such as "IVF4096,PQ32" or "IVF1024,SQ8".
+    factory: str = "auto"
+    codes: str = "PQ32"
+    # Lists probed per query; more is slower and finds more true neighbours.
+    nprobe: int = Field(64, ge=1)
+    # Candidates re-ranked exactly against the full vectors: refine * k.
+    refine: int = Field(20, ge=1)
+    # A collection filter that keeps at most this many faces is searched exactly.
+    filter_exact_max: int = Field(50_000, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -45,10 +63,15 @@ class Settings(BaseSettings):
     thumbnail_px: int = Field(96, ge=16, le=512)
     detect: DetectSettings = DetectSettings()
     decode: DecodeSettings = DecodeSettings()
+    index: IndexSettings = IndexSettings()
 
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
 
     @property
     def models_dir(self) -> Path:

@@ -74,6 +74,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # Deleted faces leave their id here (nothing else about them), so every
+        # vector index, however long it was closed, learns which faces to drop.
+        "0002_face_deletions",
+        """
+        CREATE TABLE face_deletions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            face_id INTEGER NOT NULL UNIQUE,
+            deleted_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 
