@@ -40,7 +40,7 @@ class IndexSettings(BaseModel):
     # "auto" is IVF with about sqrt(n) lists and `codes`; or any FAISS IVF factory
     # string, such as "IVF4096,PQ32" or "IVF1024,SQ8".
     factory: str = "auto"
-    codes: str = "PQ32"
+    codes: str = "SQ8"
     # Lists probed per query; more is slower and finds more true neighbours.
     nprobe: int = Field(64, ge=1)
     # Candidates re-ranked exactly against the full vectors: refine * k.

@@ -64,7 +64,8 @@ def mapped(path: Path, dtype: str, rows: int, dim: int | None = None) -> np.ndar
     shape = (rows,) if dim is None else (rows, dim)
     if rows == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    # A plain ndarray view of the map: indexing a np.memmap subclass is several times slower.
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r", shape=shape))
 
 
 @contextmanager

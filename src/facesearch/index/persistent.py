@@ -233,7 +233,8 @@ class PersistentIndex:
             return np.zeros(0, dtype=np.int64)
         slots = np.searchsorted(self._ids, face_ids)
         slots = slots[slots < len(self._ids)]
-        return np.unique(slots[np.asarray(self._ids[slots]) == face_ids[: len(slots)]])
+        slots = slots[self._ids[slots] == face_ids[: len(slots)]]
+        return slots[np.concatenate(([True], slots[1:] != slots[:-1]))] if len(slots) else slots
 
     def _mark_dead(self, face_ids: np.ndarray) -> int:
         slots = self._slots_of(np.sort(face_ids))
@@ -287,7 +288,7 @@ class PersistentIndex:
             slots = np.unique(slots[slots >= 0])
             if not len(slots):
                 continue
-            exact = np.asarray(self._vectors[slots]) @ query
+            exact = self._vectors[slots] @ query
             top = np.argsort(-exact, kind="stable")[:k]
             scores[row, : len(top)] = exact[top]
             ids[row, : len(top)] = self._ids[slots[top]]
@@ -300,7 +301,7 @@ class PersistentIndex:
         best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
         best_slots = np.zeros((len(queries), 0), dtype=np.int64)
         for block in self._blocks(slots):
-            scores = np.asarray(self._vectors[block]) @ queries.T  # (len(block), nq)
+            scores = self._vectors[block] @ queries.T  # (len(block), nq)
             if slots is None and len(self._dead):
                 scores[np.isin(block, self._dead)] = -np.inf
             if len(block) > k:

@@ -279,6 +279,8 @@ class Catalog:
             (after_id, upto_id, model, model_version, limit),
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4")
         return ids, vectors.reshape(len(rows), -1).astype(np.float32)
 
