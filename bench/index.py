@@ -192,7 +192,7 @@ def approximate_figures(
     after = rss()
     info = index.info()
     row = {
-        "kind": info["kind"], "nprobe": settings.nprobe, "refine": settings.refine,
+        "kind": info["kind"], "nprobe": info["nprobe"], "refine": settings.refine,
         "recall_at_10": round(recall(timing.pop("found"), truth), 4), **timing,
         "disk_bytes_per_face": round(folder_bytes(folder) / count, 1),
         "ram_bytes_per_face": round(info["ram_bytes"] / count, 1),
@@ -343,8 +343,9 @@ def synthetic_run(
             }
         if sweep:
             row["sweep"] = []
-            for nprobe in (16, 32, 64, 128, 256, 512):
-                for refine in (10, 20, 50):
+            nlist = int(factory[3:].split(",")[0])
+            for nprobe in (nlist // 32, nlist // 16, nlist // 8, nlist // 4, nlist // 2):
+                for refine in (20, 50):
                     index.settings = settings.model_copy(update={"nprobe": nprobe,
                                                                  "refine": refine})  # fmt: skip
                     timing = timed_queries(index, queries[: min(nq, 200)])

@@ -40,11 +40,14 @@ class IndexSettings(BaseModel):
     # "auto" is IVF with about sqrt(n) lists and `codes`; or any FAISS IVF factory
     # string, such as "IVF4096,PQ32" or "IVF1024,SQ8".
     factory: str = "auto"
-    codes: str = "SQ8"
-    # Lists probed per query; more is slower and finds more true neighbours.
-    nprobe: int = Field(64, ge=1)
+    # 4-bit PQ with 64 sub-quantisers (32 B per face), scanned with SIMD ("fast scan"):
+    # as good a candidate ranking as 8-bit SQ on face-like vectors, six times faster.
+    codes: str = "PQ64x4fs"
+    # Lists probed per query; more is slower and finds more true neighbours. 0 probes a
+    # quarter of the lists: face embeddings spread over many lists (see bench/results).
+    nprobe: int = Field(0, ge=0)
     # Candidates re-ranked exactly against the full vectors: refine * k.
-    refine: int = Field(20, ge=1)
+    refine: int = Field(50, ge=1)
     # A collection filter that keeps at most this many faces is searched exactly.
     filter_exact_max: int = Field(50_000, ge=0)
 

@@ -270,14 +270,18 @@ class PersistentIndex:
             # A filter keeps a fraction of each probed list: probe more lists so
             # about as many allowed candidates are seen as without a filter.
             fraction = len(slots) / max(len(self), 1)
-            nprobe = math.ceil(self.settings.nprobe / fraction)
+            nprobe = math.ceil(self._nprobe() / fraction)
         elif self._ivf is None:
             return self._exact(queries, k, None)
         else:
-            bits, nprobe = self._alive_bits(), self.settings.nprobe
+            bits, nprobe = self._alive_bits(), self._nprobe()
         pool = max(k * self.settings.refine, k)
         candidates = self._ivf.search(queries, pool, nprobe, bits)
         return self._rerank(queries, k, candidates)
+
+    def _nprobe(self) -> int:
+        assert self._ivf is not None
+        return self.settings.nprobe or max(self._ivf.nlist // 4, 1)
 
     def _rerank(
         self, queries: np.ndarray, k: int, candidates: np.ndarray
@@ -575,7 +579,7 @@ class PersistentIndex:
             "folder": str(self.folder), "model": self.m.model,
             "model_version": self.m.model_version, "faces": len(self),
             "tombstones": len(self._dead), "kind": self._ivf.factory if self._ivf else "Flat",
-            "nprobe": self.settings.nprobe, "refine": self.settings.refine,
+            "nprobe": self._nprobe() if self._ivf else None, "refine": self.settings.refine,
             "generation": self.m.generation, "face_watermark": self.m.face_watermark,
             "deletion_seq": self.m.deletion_seq, "disk_bytes": disk, "ram_bytes": ram,
             "unsaved_ivf_faces": self.m.count - self.m.ivf_count if self._ivf else 0,
