@@ -5,7 +5,13 @@ from pathlib import Path
 import typer
 
 from facesearch.cli import app
-from facesearch.config import ApiSettings, DecodeSettings, DetectSettings, Settings
+from facesearch.config import (
+    ApiSettings,
+    DecodeSettings,
+    DetectSettings,
+    IndexSettings,
+    Settings,
+)
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -31,10 +37,11 @@ def test_every_setting_is_in_the_readme():
     names = [
         f"FACESEARCH_{n.upper()}"
         for n in Settings.model_fields
-        if n not in ("detect", "decode", "api")
+        if n not in ("detect", "decode", "api", "index")
     ]
     names += [f"FACESEARCH_DETECT__{n.upper()}" for n in DetectSettings.model_fields]
     names += [f"FACESEARCH_DECODE__{n.upper()}" for n in DecodeSettings.model_fields]
     names += [f"FACESEARCH_API__{n.upper()}" for n in ApiSettings.model_fields]
+    names += [f"FACESEARCH_INDEX__{n.upper()}" for n in IndexSettings.model_fields]
     for name in names:
         assert name in README, f"{name} is not documented in README.md"

@@ -29,6 +29,7 @@ from .cli_service import register as register_service_commands
 from .config import Settings
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
+from .index_cli import index_app
 from .ingest import IngestReport
 from .models.registry import get as get_model
 from .sheet import contact_sheet
@@ -55,6 +56,7 @@ for sub, name in (
     app.add_typer(sub, name=name)
 register_service_commands(app)
 app.add_typer(eval_app, name="eval")
+app.add_typer(index_app, name="index")
 
 out = Console()
 err = Console(stderr=True)

@@ -152,6 +152,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX jobs_by_status ON jobs(status, id);
         """,
     ),
+    (
+        # Deleted faces leave their id here (nothing else about them), so every
+        # vector index, however long it was closed, learns which faces to drop.
+        "0004_face_deletions",
+        """
+        CREATE TABLE face_deletions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            face_id INTEGER NOT NULL UNIQUE,
+            deleted_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 
