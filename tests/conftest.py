@@ -74,3 +74,34 @@ def lfw_people(lfw: Path, min_images: int, count: int) -> dict[str, list[Path]]:
             if len(people) == count:
                 break
     return people
+
+
+@pytest.fixture(scope="session")
+def lfw_embeddings(lfw: Path, analyzer: Analyzer, tmp_path_factory, worker_id: str):
+    """(vectors, person labels) of the largest face of the first 1500 LFW images.
+
+    Computed once per test session: pytest-xdist workers share the file under a lock.
+    """
+    import fcntl
+
+    import numpy as np
+
+    from facesearch.pipeline.decode import decode
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    target = shared / "lfw_embeddings.npz"
+    with (shared / "lfw_embeddings.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            vectors, labels = [], []
+            for path in sorted(lfw.glob("*/*.jpg"))[:1500]:
+                faces = analyzer.faces(decode(path.read_bytes(), analyzer.settings.decode).pixels)
+                if faces:
+                    vectors.append(max(faces, key=lambda f: f.detection.area).embedding)
+                    labels.append(path.parent.name)
+            np.savez(shared / "partial.npz", vectors=np.stack(vectors), labels=np.array(labels))
+            (shared / "partial.npz").rename(target)
+    with np.load(target) as data:
+        return data["vectors"].astype(np.float32), data["labels"]

@@ -11,6 +11,7 @@ from facesearch.config import (
     DecodeSettings,
     DetectSettings,
     GovernanceSettings,
+    IndexSettings,
     Settings,
 )
 
@@ -38,11 +39,12 @@ def test_every_setting_is_in_the_readme():
     names = [
         f"FACESEARCH_{n.upper()}"
         for n in Settings.model_fields
-        if n not in ("detect", "decode", "api", "governance", "crypto")
+        if n not in ("detect", "decode", "api", "index", "governance", "crypto")
     ]
     names += [f"FACESEARCH_DETECT__{n.upper()}" for n in DetectSettings.model_fields]
     names += [f"FACESEARCH_DECODE__{n.upper()}" for n in DecodeSettings.model_fields]
     names += [f"FACESEARCH_API__{n.upper()}" for n in ApiSettings.model_fields]
+    names += [f"FACESEARCH_INDEX__{n.upper()}" for n in IndexSettings.model_fields]
     names += [f"FACESEARCH_GOVERNANCE__{n.upper()}" for n in GovernanceSettings.model_fields]
     names += [f"FACESEARCH_CRYPTO__{n.upper()}" for n in CryptoSettings.model_fields]
     for name in names:

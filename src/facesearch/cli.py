@@ -33,6 +33,7 @@ from .engine import Engine, SearchResult
 from .errors import FacesearchError
 from .governance.audit import ImageViewed, IngestFinished, IngestStarted, SearchPerformed, Who
 from .governance.purpose import bind
+from .index_cli import index_app
 from .ingest import IngestReport
 from .models.registry import get as get_model
 from .sheet import contact_sheet
@@ -60,6 +61,7 @@ for sub, name in (
 register_service_commands(app)
 register_governance_commands(app)
 app.add_typer(eval_app, name="eval")
+app.add_typer(index_app, name="index")
 
 out = Console()
 err = Console(stderr=True)

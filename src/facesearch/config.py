@@ -47,6 +47,27 @@ class ApiSettings(BaseModel):
     max_top_k: int = Field(200, ge=1)
 
 
+class IndexSettings(BaseModel):
+    """The persistent vector index; the defaults are what bench/index.py measured."""
+
+    # Below this many faces every search is exact (a scan of the memory-mapped
+    # vectors); from it on an IVF index proposes candidates.
+    approx_min_faces: int = Field(100_000, ge=1)
+    # "auto" is IVF with about sqrt(n) lists and `codes`; or any FAISS IVF factory
+    # string, such as "IVF4096,PQ32" or "IVF1024,SQ8".
+    factory: str = "auto"
+    # 4-bit PQ with 64 sub-quantisers (32 B per face), scanned with SIMD ("fast scan"):
+    # as good a candidate ranking as 8-bit SQ on face-like vectors, six times faster.
+    codes: str = "PQ64x4fs"
+    # Lists probed per query; more is slower and finds more true neighbours. 0 probes a
+    # quarter of the lists: face embeddings spread over many lists (see bench/results).
+    nprobe: int = Field(0, ge=0)
+    # Candidates re-ranked exactly against the full vectors: refine * k.
+    refine: int = Field(50, ge=1)
+    # A collection filter that keeps at most this many faces is searched exactly.
+    filter_exact_max: int = Field(50_000, ge=0)
+
+
 DEFAULT_PURPOSES = [
     "criminal investigation",
     "missing person",
@@ -113,6 +134,7 @@ class Settings(BaseSettings):
     # "local" generates a master key on first use; "production" refuses to
     # start without one configured.
     mode: str = Field("local", pattern="^(local|production)$")
+    index: IndexSettings = IndexSettings()
 
     @property
     def catalog_path(self) -> Path:
@@ -125,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def master_key_file(self) -> Path:
         return self.crypto.key_file or self.data_dir / "master.key"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
 
     @property
     def models_dir(self) -> Path:

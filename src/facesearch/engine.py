@@ -15,7 +15,7 @@ from . import ingest as ingest_module
 from .config import DecodeSettings, Settings
 from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
-from .index.flat import FlatIndex
+from .index.persistent import PersistentIndex
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
 from .models.registry import get as get_model
@@ -43,9 +43,11 @@ class Engine:
         self.catalog = catalog or Catalog.open(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
-        self._index: FlatIndex | None = None
+        self._index: PersistentIndex | None = None
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
         self.catalog.close()
 
     def __enter__(self) -> Engine:
@@ -94,27 +96,71 @@ class Engine:
         # Fetch once here, not in every worker process at the same moment.
         self.fetch_models([self.settings.detector, self.settings.embedder])
         analyzer = self.analyzer if self.settings.workers <= 1 else None
+        # Each committed batch goes into the vector index at once, so a search in any
+        # process finds it without re-reading the catalog; a batch committed just
+        # before a crash is caught up from the catalog when the index is next opened.
         report = ingest_module.ingest(
-            self.settings, self.catalog, target, paths, progress, analyzer, screen
-        )
-        self._index = None
+            self.settings, self.catalog, target, paths, progress, analyzer,
+            on_commit=lambda: self.vector_index().sync(self.catalog), screen=screen,
+        )  # fmt: skip
         return report
 
-    # erasure and retention
+    # deletion and the index
+
+    def delete_faces(self, ids: list[int]) -> int:
+        """Delete faces from the catalog and the index; no search returns them again.
+
+        The catalog commits first and logs the ids, so an index that misses the
+        tombstone here (a crash, another process) applies it when it next syncs.
+        """
+        deleted = self.catalog.delete_faces(ids)
+        self.vector_index().sync(self.catalog)
+        return deleted
 
     def erase_faces(self, face_ids: list[int]) -> tuple[list[int], list[str]]:
-        """Delete faces from the catalog and the index at once; returns the ids
-        deleted and the paths of images left without any face (deleted too)."""
+        """Erase faces through the deletion path (catalog, logged for every index,
+        then this index at once); an image left without faces goes too. Returns
+        the ids deleted and the paths of the images deleted."""
         deleted, paths = self.catalog.erase_faces(face_ids)
-        self._index = None
+        self.vector_index().sync(self.catalog)
         return deleted, paths
 
     def purge_expired(self) -> list[dict]:
         """Delete what has outlived its collection's retention, from catalog and index."""
         purged = self.catalog.purge_expired()
         if purged:
-            self._index = None
+            self.vector_index().sync(self.catalog)
         return purged
+
+    def vector_index(self) -> PersistentIndex:
+        if self._index is None:
+            spec = self.embedder_spec
+            self._index = PersistentIndex(
+                self.settings.index_dir / f"{spec.name}-{spec.version}",
+                spec.name, spec.version, spec.embedding_dim or 128, self.settings.index,
+            )  # fmt: skip
+        return self._index
+
+    def index_info(self) -> dict:
+        index = self.vector_index()
+        index.sync(self.catalog)
+        return index.info()
+
+    def verify_index(self) -> dict:
+        """Open (which repairs torn writes), catch up with the catalog, then prove they agree."""
+        index = self.vector_index()
+        caught_up = index.sync(self.catalog)
+        report = index.verify(self.catalog)
+        report["caught_up"] = {"added": caught_up.added, "deleted": caught_up.deleted}
+        return report
+
+    def rebuild_index(self) -> dict:
+        return self.vector_index().rebuild(self.catalog)
+
+    def compact_index(self, retrain: bool = False) -> dict:
+        index = self.vector_index()
+        index.sync(self.catalog)
+        return index.compact(retrain)
 
     # search
 
@@ -180,6 +226,8 @@ class Engine:
         scores, ids = index.search(embedding[None, :], top_k, allowed)
         pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
         rows = self.catalog.faces(i for _, i in pairs)
+        # A face deleted by another process after this search began is not shown.
+        pairs = [(s, i) for s, i in pairs if i in rows]
         hits = [
             Hit(
                 rank=rank, score=score, face_id=i, image_id=rows[i].image_id,
@@ -193,7 +241,9 @@ class Engine:
         return hits, searched
 
     def reload_index(self) -> None:
-        """Forget the in-memory index; the next search rebuilds it from the catalog."""
+        """Close the index; the next search reopens it and catches up with the catalog."""
+        if self._index is not None:
+            self._index.close()
         self._index = None
 
     def _calibrated(self, hits: list[Hit]) -> list[Hit]:
@@ -207,24 +257,22 @@ class Engine:
             for h in hits
         ]
 
-    def _vector_index(self) -> FlatIndex:
-        if self._index is None:
+    def _vector_index(self) -> PersistentIndex:
+        index = self.vector_index()
+        index.sync(self.catalog)
+        if not len(index):
             spec = self.embedder_spec
-            ids, vectors = self.catalog.embeddings(spec.name, spec.version)
             others = [
                 m for m in self.catalog.face_models() if (m[0], m[1]) != (spec.name, spec.version)
             ]
-            if not len(ids) and others:
+            if others:
                 held = ", ".join(f"{n} {v} ({c} faces)" for n, v, c in others)
                 raise ModelMismatch(
                     f"the catalog holds faces of {held} only; this engine embeds with "
                     f"{spec.name} {spec.version}, and embeddings of different models "
                     "cannot be compared"
                 )
-            index = FlatIndex(spec.embedding_dim or vectors.shape[1])
-            index.add(ids, vectors)
-            self._index = index
-        return self._index
+        return index
 
     def stats(self) -> dict[str, int]:
         return self.catalog.stats()

@@ -61,7 +61,9 @@ def ingest(
     progress: Progress | None = None,
     analyzer: Analyzer | None = None,
     screen: Screen | None = None,
+    on_commit: Callable[[], None] | None = None,
 ) -> IngestReport:
+    """`on_commit` runs after each batch is committed to the catalog."""
     items = list(iter_sources(paths))
     model = get_model(settings.embedder)
     report = IngestReport(catalog.start_run(collection, [str(p) for p in paths]), total=len(items))
@@ -85,6 +87,8 @@ def ingest(
         report.images += images
         report.faces += faces
         report.errors += errors
+        if on_commit is not None and faces:
+            on_commit()
         report.done += len(results)
         report.seconds = time.perf_counter() - started
         if progress:

@@ -29,3 +29,25 @@ class VectorIndex(Protocol):
         search to those ids.
         """
         ...
+
+
+class CatalogBackedIndex(VectorIndex, Protocol):
+    """A persistent index that the catalog, the source of truth, can always repair."""
+
+    def sync(self, catalog: object) -> object:
+        """Catch up with faces added to and deleted from the catalog since last time."""
+        ...
+
+    def verify(self, catalog: object) -> dict:
+        """Check that the index holds exactly the catalog's faces and no deleted one."""
+        ...
+
+    def rebuild(self, catalog: object) -> dict:
+        """Build the index again from the catalog alone."""
+        ...
+
+    def compact(self, retrain: bool = False) -> dict:
+        """Drop deleted faces from storage."""
+        ...
+
+    def close(self) -> None: ...

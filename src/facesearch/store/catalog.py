@@ -170,8 +170,17 @@ class Catalog:
     def delete_collection(self, collection: Collection) -> None:
         """The collection with its images, faces, runs, errors and data key."""
         with self.transaction():
+            self._log_deletions("collection_id = ?", (collection.id,))
             self.conn.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
         self._data_keys.pop(f"collection:{collection.id}", None)
+
+    def _log_deletions(self, where: str, params) -> None:
+        """Record the ids of faces about to be deleted, for every vector index to drop."""
+        self.conn.execute(
+            f"INSERT OR IGNORE INTO face_deletions (face_id, deleted_at) "
+            f"SELECT id, ? FROM faces WHERE {where} ORDER BY id",
+            [now(), *params],
+        )
 
     # erasure and retention
 
@@ -187,6 +196,7 @@ class Catalog:
                 f"SELECT id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
             images = [r[0] for r in self.conn.execute(
                 f"SELECT DISTINCT image_id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
+            self._log_deletions(f"id IN ({marks})", ids)
             self.conn.execute(f"DELETE FROM faces WHERE id IN ({marks})", ids)
             paths = []
             for image_id in images:
@@ -222,6 +232,7 @@ class Catalog:
                     f"SELECT COUNT(*) FROM faces WHERE image_id IN (SELECT id FROM images "
                     f"WHERE {where})", params,
                 ).fetchone()[0]  # fmt: skip
+                self._log_deletions(f"image_id IN (SELECT id FROM images WHERE {where})", params)
                 paths = [r[0] for r in self.conn.execute(
                     f"DELETE FROM images WHERE {where} RETURNING path", params)]  # fmt: skip
                 if paths:
@@ -396,6 +407,81 @@ class Catalog:
         plain = b"".join(self._open(r[1], "embedding", r[2]) for r in rows)
         vectors = np.frombuffer(plain, dtype="<f4").reshape(len(rows), -1)
         return ids, vectors.astype(np.float32)
+
+    def delete_faces(self, ids: Iterable[int]) -> int:
+        """Delete faces and log their ids for the vector indexes; returns how many existed."""
+        ids = sorted({int(i) for i in ids})
+        deleted = 0
+        with self.transaction():
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                self.conn.execute(
+                    f"INSERT OR IGNORE INTO face_deletions (face_id, deleted_at) "
+                    f"SELECT id, ? FROM faces WHERE id IN ({marks}) ORDER BY id",
+                    [now(), *part],
+                )
+                deleted += self.conn.execute(
+                    f"DELETE FROM faces WHERE id IN ({marks})", part
+                ).rowcount
+        return deleted
+
+    def index_marks(self) -> tuple[int, int]:
+        """(highest face id ever committed, highest deletion sequence number)."""
+        row = self.conn.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM faces), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM face_deletions)"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def embeddings_between(
+        self, model: str, model_version: str, after_id: int, upto_id: int, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `limit` (ids, vectors) of this model with after_id < id <= upto_id, by id."""
+        rows = self.conn.execute(
+            "SELECT id, embedding, collection_id FROM faces WHERE id > ? AND id <= ? "
+            "AND model = ? AND model_version = ? ORDER BY id LIMIT ?",
+            (after_id, upto_id, model, model_version, limit),
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        plain = b"".join(self._open(r[1], "embedding", r[2]) for r in rows)
+        vectors = np.frombuffer(plain, dtype="<f4")
+        return ids, vectors.reshape(len(rows), -1).astype(np.float32)
+
+    def deletions_between(self, after_seq: int, upto_seq: int) -> np.ndarray:
+        rows = self.conn.execute(
+            "SELECT face_id FROM face_deletions WHERE seq > ? AND seq <= ?", (after_seq, upto_seq)
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def deleted_face_ids(self) -> np.ndarray:
+        rows = self.conn.execute("SELECT face_id FROM face_deletions").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def model_face_ids(self, model: str, model_version: str) -> np.ndarray:
+        rows = self.conn.execute(
+            "SELECT id FROM faces WHERE model = ? AND model_version = ? ORDER BY id",
+            (model, model_version),
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def embeddings_of(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        ids = [int(i) for i in ids]
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self.conn.execute(
+                f"SELECT id, embedding, collection_id FROM faces "
+                f"WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            found.update(
+                (r[0], np.frombuffer(self._open(r[1], "embedding", r[2]), dtype="<f4"))
+                for r in rows
+            )
+        return found
 
     def face_ids(self, collections: list[Collection]) -> np.ndarray:
         rows = self.conn.execute(

@@ -153,6 +153,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Deleted faces leave their id here (nothing else about them), so every
+        # vector index, however long it was closed, learns which faces to drop.
+        "0004_face_deletions",
+        """
+        CREATE TABLE face_deletions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            face_id INTEGER NOT NULL UNIQUE,
+            deleted_at TEXT NOT NULL
+        );
+        """,
+    ),
+    (
         # Governance: wrapped data keys (encryption at rest), the hash-chained
         # audit log, the block-list of erased persons, verification decisions.
         # Faces stored before this step are sealed when a catalog opens them.
