@@ -135,9 +135,12 @@ class Engine:
     def vector_index(self) -> PersistentIndex:
         if self._index is None:
             spec = self.embedder_spec
+            # Its files are encrypted with a data key of their own, wrapped by the
+            # master key in the catalog like every collection's.
+            key = self.catalog.data_key(None, f"index:{spec.name}-{spec.version}")
             self._index = PersistentIndex(
                 self.settings.index_dir / f"{spec.name}-{spec.version}",
-                spec.name, spec.version, spec.embedding_dim or 128, self.settings.index,
+                spec.name, spec.version, spec.embedding_dim or 128, self.settings.index, key,
             )  # fmt: skip
         return self._index
 

@@ -10,12 +10,14 @@ atomically, has recorded; bytes past it are a torn append and are cut off.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 
 def fsync_dir(folder: Path) -> None:
@@ -77,3 +79,76 @@ def locked(path: Path, exclusive: bool) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+class RowCipher:
+    """AES-256-CTR over the rows of an append-only vectors file, so it can stay
+    memory-mapped yet hold no plain embedding: any row is decrypted on its own
+    (the counter is the byte offset), a block of rows in one call.
+
+    Each file gets its own nonce (derived from its name, which carries the
+    generation), so a key never encrypts two files with the same keystream."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def _iv(self, name: str, offset: int) -> bytes:
+        nonce = hashlib.sha256(name.encode()).digest()[:8]
+        return nonce + (offset // 16).to_bytes(8, "big")
+
+    def crypt(self, name: str, offset: int, data: bytes) -> bytes:
+        """Encrypts or decrypts (the same operation in CTR mode); `offset` % 16 == 0."""
+        engine = Cipher(algorithms.AES(self.key), modes.CTR(self._iv(name, offset))).encryptor()
+        return engine.update(data) + engine.finalize()
+
+
+class SealedRows:
+    """Rows of a `RowCipher`-encrypted, memory-mapped float32 file, read like an array."""
+
+    def __init__(self, raw: np.ndarray, cipher: RowCipher, name: str, dim: int) -> None:
+        self.raw = raw  # (rows, dim * 4) uint8
+        self.cipher = cipher
+        self.name = name
+        self.dim = dim
+        self.row_bytes = dim * 4
+        self.shape = (len(raw), dim)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def _range(self, start: int, stop: int) -> np.ndarray:
+        if stop <= start:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        plain = self.cipher.crypt(self.name, start * self.row_bytes, self.raw[start:stop].tobytes())
+        return np.frombuffer(plain, dtype="<f4").reshape(stop - start, self.dim)
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            rows = self._range(start, stop)
+            return rows if step == 1 else rows[::step]
+        if isinstance(index, int | np.integer):
+            i = int(index) + (len(self) if index < 0 else 0)
+            return self._range(i, i + 1)[0]
+        slots = np.asarray(index, dtype=np.int64)
+        if len(slots) and np.all(np.diff(slots) == 1):
+            return self._range(int(slots[0]), int(slots[-1]) + 1)
+        return np.vstack([self._range(int(s), int(s) + 1) for s in slots]) if len(
+            slots) else np.zeros((0, self.dim), dtype=np.float32)  # fmt: skip
+
+
+def mapped_rows(
+    path: Path, rows: int, dim: int, cipher: RowCipher | None
+) -> np.ndarray | SealedRows:
+    """The vectors file as float32 rows: a plain map, or one decrypted on read."""
+    if cipher is None:
+        return mapped(path, "<f4", rows, dim)
+    raw = mapped(path, "u1", rows, dim * 4)
+    return SealedRows(raw, cipher, path.name, dim)
+
+
+def vector_bytes(cipher: RowCipher | None, name: str, first_row: int, vectors: np.ndarray) -> bytes:
+    data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+    if cipher is None:
+        return data
+    return cipher.crypt(name, first_row * vectors.shape[1] * 4, data)

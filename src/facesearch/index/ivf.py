@@ -9,10 +9,12 @@ are named by FAISS factory strings ("IVF4096,PQ32", "IVF1024,SQ8").
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import faiss
 import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import FacesearchError
 
@@ -49,11 +51,22 @@ class IVFCandidates:
         return cls(index, factory)
 
     @classmethod
-    def read(cls, path: Path, factory: str) -> IVFCandidates:
-        return cls(faiss.read_index(str(path)), factory)
+    def read(cls, path: Path, factory: str, key: bytes | None = None) -> IVFCandidates:
+        if key is None:
+            return cls(faiss.read_index(str(path)), factory)
+        # Codes approximate the embeddings, so they are sealed at rest too and
+        # opened into memory here (tens of bytes per face).
+        sealed = path.read_bytes()
+        data = AESGCM(key).decrypt(sealed[:12], sealed[12:], b"ivf")
+        return cls(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), factory)
 
-    def write(self, path: Path) -> None:
-        faiss.write_index(self.index, str(path))
+    def write(self, path: Path, key: bytes | None = None) -> None:
+        if key is None:
+            faiss.write_index(self.index, str(path))
+            return
+        nonce = os.urandom(12)
+        data = faiss.serialize_index(self.index).tobytes()
+        path.write_bytes(nonce + AESGCM(key).encrypt(nonce, data, b"ivf"))
 
     def empty_copy(self) -> IVFCandidates:
         """The same trained quantizer and codebooks without any vectors."""

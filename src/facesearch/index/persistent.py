@@ -24,6 +24,7 @@ lock, so several processes can share one index folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -36,7 +37,18 @@ import numpy as np
 
 from ..config import IndexSettings
 from ..errors import FacesearchError
-from .files import append, atomic_write, fsync_dir, fsync_file, locked, mapped, truncate
+from .files import (
+    RowCipher,
+    append,
+    atomic_write,
+    fsync_dir,
+    fsync_file,
+    locked,
+    mapped,
+    mapped_rows,
+    truncate,
+    vector_bytes,
+)
 from .ivf import IVFCandidates, auto_factory
 
 # Faces added since the approximate index was last written: above this many,
@@ -108,9 +120,13 @@ class PersistentIndex:
     re-ranked exactly against them once the index holds `approx_min_faces`."""
 
     def __init__(
-        self, folder: Path, model: str, model_version: str, dim: int, settings: IndexSettings
-    ) -> None:
+        self, folder: Path, model: str, model_version: str, dim: int, settings: IndexSettings,
+        key: bytes | None = None,
+    ) -> None:  # fmt: skip
+        """`key` (32 bytes) encrypts the vectors and IVF files at rest; None keeps them plain."""
         self.folder = folder
+        self.cipher = RowCipher(_derive(key, b"rows")) if key else None
+        self._ivf_key = _derive(key, b"ivf") if key else None
         self.dim = dim
         self.settings = settings
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,7 +204,9 @@ class PersistentIndex:
             self._ivf = None
             self._dead = np.zeros(0, dtype=np.int64)
             if m.ivf_file:
-                self._ivf = IVFCandidates.read(self._path(m.ivf_file), m.ivf_factory or "")
+                self._ivf = IVFCandidates.read(
+                    self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
+                )
                 self.m = replace(self.m, count=m.ivf_count)
             self._extend(self.m, m)
         self.m = m
@@ -197,7 +215,7 @@ class PersistentIndex:
 
     def _extend(self, old: Manifest, new: Manifest) -> None:
         """Bring the in-memory state from `old` to `new` of the same generation."""
-        self._vectors = mapped(self._path(new.vectors_file), "<f4", new.count, new.dim)
+        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         if self._ivf is not None:
             for start in range(old.count, new.count, CHUNK):
@@ -353,12 +371,14 @@ class PersistentIndex:
         last = int(self._ids[-1]) if m.count else 0
         if ids[0] <= max(last, 0) or np.any(np.diff(ids) <= 0):
             raise FacesearchError("face ids must be added in increasing order, each only once")
-        append(self._path(m.vectors_file), vectors.tobytes())
+        append(
+            self._path(m.vectors_file), vector_bytes(self.cipher, m.vectors_file, m.count, vectors)
+        )
         append(self._path(m.ids_file), ids.tobytes())
         new = replace(
             m, count=m.count + len(ids), face_watermark=max(m.face_watermark, int(ids[-1]))
         )
-        self._vectors = mapped(self._path(new.vectors_file), "<f4", new.count, new.dim)
+        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         if self._ivf is not None:
             self._ivf.add(m.count, vectors)
@@ -450,7 +470,7 @@ class PersistentIndex:
         assert self._ivf is not None
         name = f"ivf-{self.m.generation}-{self.m.count}.faiss"
         tmp = self._path(name + ".tmp")
-        self._ivf.write(tmp)
+        self._ivf.write(tmp, self._ivf_key)
         fsync_file(tmp)
         tmp.replace(self._path(name))
         fsync_dir(self.folder)
@@ -484,7 +504,8 @@ class PersistentIndex:
             for start in range(0, len(live), CHUNK):
                 part = live[start : start + CHUNK]
                 vectors = np.asarray(self._vectors[part])
-                append(self._path(new.vectors_file), vectors.astype("<f4").tobytes())
+                append(self._path(new.vectors_file),
+                       vector_bytes(self.cipher, new.vectors_file, start, vectors))  # fmt: skip
                 append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes())
                 if ivf is not None:
                     ivf.add(start, vectors)
@@ -511,7 +532,8 @@ class PersistentIndex:
                 )
                 if not len(ids):
                     break
-                append(self._path(new.vectors_file), np.asarray(vectors, "<f4").tobytes())
+                append(self._path(new.vectors_file),
+                       vector_bytes(self.cipher, new.vectors_file, count, vectors))  # fmt: skip
                 append(self._path(new.ids_file), np.asarray(ids, "<i8").tobytes())
                 after, count = int(ids[-1]), count + len(ids)
             self._switch(old, replace(new, count=count), None)
@@ -521,7 +543,7 @@ class PersistentIndex:
         """Make `new` the committed generation (under lock), then drop the old files."""
         self._ivf = ivf
         self._dead = np.zeros(0, dtype=np.int64)
-        self._vectors = mapped(self._path(new.vectors_file), "<f4", new.count, new.dim)
+        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         self.m = new
         if ivf is not None:
@@ -584,3 +606,8 @@ class PersistentIndex:
             "deletion_seq": self.m.deletion_seq, "disk_bytes": disk, "ram_bytes": ram,
             "unsaved_ivf_faces": self.m.count - self.m.ivf_count if self._ivf else 0,
         }  # fmt: skip
+
+
+def _derive(key: bytes, label: bytes) -> bytes:
+    """A separate key per use (CTR rows, GCM files) from the index's data key."""
+    return hashlib.sha256(label + b":" + key).digest()
