@@ -51,3 +51,17 @@ def test_a_sealed_index_answers_like_a_plain_one_and_hides_its_vectors(tmp_path)
     for path in (tmp_path / "sealed").iterdir():
         data = path.read_bytes()
         assert not any(n in data for n in needles), path.name
+
+
+def test_a_plain_index_opened_with_a_key_starts_again_and_leaves_no_plain_file(tmp_path):
+    vectors = _vectors(300)
+    ids = np.arange(1, 301)
+    plain = PersistentIndex(tmp_path, "m", "1", 128, IndexSettings())
+    plain.add(ids, vectors)
+    plain.close()
+    sealed = PersistentIndex(tmp_path, "m", "1", 128, IndexSettings(), os.urandom(32))
+    assert len(sealed) == 0 and sealed.m.sealed  # refilled by the next sync from the catalog
+    sealed.add(ids, vectors)
+    assert sealed.search(vectors[:3], 1)[1][:, 0].tolist() == [1, 2, 3]
+    needle = vectors[0].astype("<f4").tobytes()[:32]
+    assert all(needle not in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())

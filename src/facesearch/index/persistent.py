@@ -90,6 +90,7 @@ class Manifest:
     ivf_factory: str | None = None
     ivf_count: int = 0
     format: int = FORMAT
+    sealed: bool = False  # vectors and IVF files encrypted with the index's key
 
     @property
     def vectors_file(self) -> str:
@@ -131,7 +132,7 @@ class PersistentIndex:
         self.settings = settings
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = folder / "lock"
-        self._empty = Manifest(model, model_version, dim)
+        self._empty = Manifest(model, model_version, dim, sealed=key is not None)
         self.m = self._empty
         self._stamp: bytes | None = None
         self._loaded = False
@@ -179,6 +180,14 @@ class PersistentIndex:
     def _load(self, repair: bool) -> None:
         """(Re)load the committed state; under the exclusive lock."""
         m = self._read_manifest()
+        if m.sealed != self._empty.sealed:
+            if not repair:
+                raise FacesearchError(f"{self.folder} is being rewritten with another key setting")
+            # Written with the other setting (before encryption at rest, say): start a
+            # new, empty generation; the next sync refills it from the catalog and the
+            # old files go as strays below.
+            m = replace(self._empty, generation=m.generation + 1)
+            self._commit(m)
         if repair:
             for name in (m.vectors_file, m.ids_file, m.tombstones_file):
                 self._path(name).touch()
