@@ -96,7 +96,7 @@ def ingest(
         if settings.workers <= 1:
             analyzer = analyzer or Analyzer.load(settings)
             for batch in batches:
-                store([analyzer.analyze(*work) for work in batch])
+                store(analyzer.analyze_batch(batch))
         else:
             _run_in_pool(settings, batches, store)
     except BaseException:
@@ -196,4 +196,4 @@ def _init_worker(settings_json: str) -> None:
 
 def _analyze_batch(batch: Work) -> list[ImageResult]:
     assert _worker_analyzer is not None
-    return [_worker_analyzer.analyze(*work) for work in batch]
+    return _worker_analyzer.analyze_batch(batch)
