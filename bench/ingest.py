@@ -161,6 +161,8 @@ def summarise_run(report: IngestReport, workers: int, wall: float, first_result:
         "stage_ms_per_image": per_image,
         "stages_sum_ms_per_image": sum(per_image.values()),
         "report_seconds": report.seconds,
+        # Other processes on a small box skew every figure; this shows when they did.
+        "load_avg_1min_after": os.getloadavg()[0],
     }
 
 
@@ -189,6 +191,7 @@ def median_run(workers: int, runs: list[Row]) -> Row:
         "first_result_s": med("first_result_s"),
         "stage_ms_per_image": stages,
         "stages_sum_ms_per_image": sum(stages.values()),
+        "max_load_avg_1min": max(r["load_avg_1min_after"] for r in runs),
         "images": runs[0]["images"],
         "faces": runs[0]["faces"],
         "duplicates": runs[0]["duplicates"],
@@ -283,6 +286,12 @@ def git(*command: str) -> str:
     return done.stdout.strip()
 
 
+def warn_if_busy() -> None:
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cpus / 2:
+        print(f"warning: load average {load:.1f} on {cpus} CPUs; figures will be low and noisy")
+
+
 def machine_facts(settings: Settings) -> Row:
     import onnxruntime
 
@@ -299,6 +308,7 @@ def machine_facts(settings: Settings) -> Row:
         "pillow": version("pillow"),
         "facesearch": version("facesearch"),
         "models_dir": str(settings.models_dir),
+        "load_avg_1min_at_start": os.getloadavg()[0],
     }
 
 
@@ -375,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     require_models(settings)
     images = select_images(args.data, args.images)
+    warn_if_busy()
     result: Row = {
         "command": "python " + shlex.join(sys.argv),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -13,13 +13,12 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from .config import Settings
 from .models.registry import get as get_model
+from .parallel import run_bounded
 from .pipeline.analyze import Analyzer
 from .pipeline.sources import iter_sources
 from .store.catalog import Catalog, Collection
@@ -105,7 +104,7 @@ def ingest(
         if settings.workers <= 1:
             analyzer = analyzer or Analyzer.load(settings)
             for batch in batches:
-                store([analyzer.analyze(*work) for work in batch])
+                store(analyzer.analyze_batch(batch))
         else:
             _run_in_pool(settings, batches, store)
     except BaseException:
@@ -166,26 +165,10 @@ def _read(path: Path, max_bytes: int) -> bytes:
 def _run_in_pool(
     settings: Settings, batches: Iterator[Work], store: Callable[[list[ImageResult]], None]
 ) -> None:
-    # Bounded in-flight work: memory stays flat however large the archive.
-    window = settings.workers * 2
-    context = get_context("spawn")
-    with ProcessPoolExecutor(
-        settings.workers, mp_context=context, initializer=_init_worker,
-        initargs=(settings.model_dump_json(),),
-    ) as pool:  # fmt: skip
-        pending: set[Future[list[ImageResult]]] = set()
-        try:
-            for batch in batches:
-                pending.add(pool.submit(_analyze_batch, batch))
-                if len(pending) >= window:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        store(future.result())
-            for future in pending:
-                store(future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    run_bounded(
+        settings.workers, _init_worker, (settings.model_dump_json(),), _analyze_batch, batches,
+        store,
+    )  # fmt: skip
 
 
 _worker_analyzer: Analyzer | None = None
@@ -205,4 +188,4 @@ def _init_worker(settings_json: str) -> None:
 
 def _analyze_batch(batch: Work) -> list[ImageResult]:
     assert _worker_analyzer is not None
-    return [_worker_analyzer.analyze(*work) for work in batch]
+    return _worker_analyzer.analyze_batch(batch)

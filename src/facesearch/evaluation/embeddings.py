@@ -14,9 +14,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from ..errors import ImageRejected
 from ..models.cache import ModelCache
 from ..models.registry import ModelSpec
 from ..models.registry import get as get_model
+from ..parallel import run_bounded
 from ..pipeline.align import align
 from ..pipeline.analyze import load_embedder
 from ..pipeline.decode import decode
@@ -264,21 +263,7 @@ def _run(
         for chunk in work:
             store(worker.run(chunk))
         return
-    context = get_context("spawn")
-    with ProcessPoolExecutor(
-        settings.workers, mp_context=context, initializer=_init,
-        initargs=(settings.model_dump_json(), models, mirrored),
-    ) as pool:  # fmt: skip
-        pending: set[Future] = set()
-        try:
-            for chunk in work:
-                pending.add(pool.submit(_task, chunk))
-                if len(pending) >= settings.workers * 2:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        store(future.result())
-            for future in pending:
-                store(future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    run_bounded(
+        settings.workers, _init, (settings.model_dump_json(), models, mirrored), _task, work,
+        store,
+    )  # fmt: skip

@@ -39,7 +39,11 @@ def embed_faces(
     embedder: FaceEmbedder, image: np.ndarray, detections: Sequence[Detection]
 ) -> np.ndarray:
     """One unit embedding per detection; with `flip`, the mean of the face and its mirror."""
-    crops = embedder.crops(image, detections)
+    return embed_crops(embedder, embedder.crops(image, detections))
+
+
+def embed_crops(embedder: FaceEmbedder, crops: list[np.ndarray]) -> np.ndarray:
+    """One unit embedding per crop (of any number of images: one batch is fastest)."""
     vectors = embedder.embed(crops)
     if embedder.flip and crops:
         vectors = normalise(vectors + embedder.embed([mirror(c) for c in crops]))

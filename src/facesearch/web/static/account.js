@@ -21,18 +21,7 @@
       tokensBody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No tokens yet." })));
       return;
     }
-    tokensBody.replaceChildren(...tokens.map((t) => {
-      const state = t.revoked_at ? "revoked" : new Date(t.expires_at) <= new Date() ? "expired" : "active";
-      return el("tr", {},
-        el("td", { text: t.name }), el("td", {}, el("code", { text: t.prefix + "…" })),
-        el("td", { text: date(t.created_at) }), el("td", { text: date(t.expires_at) }), el("td", { text: when(t.last_used_at) }),
-        el("td", {}, el("span", { class: `status-pill ${state === "active" ? "active" : "disabled"}`, text: state })),
-        el("td", {}, state === "active" ? el("button", { type: "button", class: "link", text: "revoke", onclick: async () => {
-          if (!confirm(`Revoke the token ${t.name}? Programs using it stop working at once.`)) return;
-          try { await api("DELETE", `/api/tokens/${t.id}`); toast("token revoked"); loadTokens(); }
-          catch (error) { toast(error.message, "error"); }
-        } }) : null));
-    }));
+    tokensBody.replaceChildren(...tokens.map((t) => FS.tokenRow(t, loadTokens)));
   }
   const form = document.getElementById("new-token");
   if (form) {

@@ -87,5 +87,20 @@ const FS = (() => {
     container.hidden = false;
   }
 
-  return { api, el, toast, date, when, placeBox, secret };
+  // One row of an API-token table (own tokens, or everyone's with their owner).
+  function tokenRow(t, reload, withOwner = false) {
+    const state = t.revoked_at ? "revoked" : new Date(t.expires_at) <= new Date() ? "expired" : "active";
+    return el("tr", {},
+      el("td", { text: t.name }), withOwner ? el("td", { text: t.username }) : null,
+      el("td", {}, el("code", { text: t.prefix + "…" })),
+      el("td", { text: date(t.created_at) }), el("td", { text: date(t.expires_at) }), el("td", { text: when(t.last_used_at) }),
+      el("td", {}, el("span", { class: `status-pill ${state === "active" ? "active" : "disabled"}`, text: state })),
+      el("td", {}, state === "active" ? el("button", { type: "button", class: "link", text: "revoke", onclick: async () => {
+        if (!confirm(`Revoke the token ${t.name}? Programs using it stop working at once.`)) return;
+        try { await api("DELETE", `/api/tokens/${t.id}`); toast("token revoked"); reload(); }
+        catch (error) { toast(error.message, "error"); }
+      } }) : null));
+  }
+
+  return { tokenRow, api, el, toast, date, when, placeBox, secret };
 })();
