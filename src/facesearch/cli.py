@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -369,18 +370,26 @@ def _print_search(result: SearchResult) -> None:
         )
         out.print(f"{len(result.probe_faces)} faces in the probe ({listing}); "
                   f"searching face {result.face_index}, pick another with --face")  # fmt: skip
-    table = Table(title=f"{len(result.hits)} matches among {result.searched_faces} faces")
-    for column in ("rank", "score", "lead", "est. FMR", "collection", "image or source",
-                   "captured", "box", "face id"):  # fmt: skip
+    table = Table(
+        title=f"{len(result.hits)} matches among {result.searched_faces} faces",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )  # fmt: skip
+    dated = any(h.captured_at for h in result.hits)
+    # The image's path or source is what a person acts on: it gets the room and
+    # folds rather than being cut; face boxes are in --json and on the web.
+    for column in ("#", "score", "lead", "FMR", "collection"):
         table.add_column(column)
+    table.add_column("image or source", overflow="fold", ratio=1)
+    if dated:
+        table.add_column("captured")
+    table.add_column("face")
     for h in result.hits:
-        box = _box(h.box)
-        table.add_row(
-            str(h.rank), f"{h.score:.3f}", h.band or "",
-            f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else "",
-            h.collection, h.source_url or h.path,
-            h.captured_at or "", f"{box['x']},{box['y']} {box['w']}x{box['h']}", str(h.face_id),
-        )  # fmt: skip
+        fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
+        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, h.collection,
+                 h.source_url or h.path]  # fmt: skip
+        if dated:
+            cells.append((h.captured_at or "")[:10])
+        table.add_row(*cells, str(h.face_id))
     out.print(table)
     out.print(f"[dim]{LEAD_NOTICE} Thumbnails: facesearch faces thumbnail FACE_ID -o FILE[/]")
 
