@@ -13,7 +13,7 @@
   const chips = document.getElementById("collections");
   const top = document.getElementById("top");
   const viewer = document.getElementById("viewer");
-  const state = { file: null, url: null, result: null, collections: [] };
+  const state = { file: null, url: null, result: null, collections: [], searches: 0 };
 
   async function loadCollections() {
     try {
@@ -83,11 +83,17 @@
     if (!all) checked.forEach((name) => form.append("collection", name));
     status.replaceChildren(el("p", { class: "busy", text: "Searching…" }));
     grid.setAttribute("aria-busy", "true");
+    // Only the newest search may draw: an earlier one answering late (a face
+    // clicked while the first search ran) must not replace its results.
+    const ticket = ++state.searches;
     try {
-      state.result = await api("POST", "/api/search", form);
+      const result = await api("POST", "/api/search", form);
+      if (ticket !== state.searches) return;
+      state.result = result;
       drawProbe();
       drawMatches();
     } catch (error) {
+      if (ticket !== state.searches) return;
       status.replaceChildren(el("p", { class: "error", role: "alert", text: error.message }));
       grid.replaceChildren();
       hint.textContent = "";
