@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -44,6 +45,7 @@ class Engine:
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
         self._index: PersistentIndex | None = None
+        self._calibration: calibration.Calibration | Literal[False] | None = None
 
     def close(self) -> None:
         if self._index is not None:
@@ -252,8 +254,13 @@ class Engine:
     def _calibrated(self, hits: list[Hit]) -> list[Hit]:
         """Each hit with its estimated false match rate and band, where the model has
         a calibration (src/facesearch/models/calibration/)."""
-        cal = calibration.load(self.settings.embedder, self.settings.flip_embeddings)
-        if cal is None:
+        if self._calibration is None:
+            # Loaded once per engine: it is fixed for the model, and search is a hot path.
+            self._calibration = (
+                calibration.load(self.settings.embedder, self.settings.flip_embeddings) or False
+            )
+        cal = self._calibration
+        if not cal:
             return hits
         return [
             replace(h, estimated_fmr=cal.estimated_fmr(h.score), band=cal.band(h.score))
