@@ -40,7 +40,6 @@ from facesearch.config import Settings
 from facesearch.engine import Engine
 from facesearch.ingest import IngestReport
 from facesearch.models.cache import ModelCache
-from facesearch.models.registry import MODELS
 from facesearch.models.registry import get as get_model
 from facesearch.models.session import ModelSession, OpenCvSession, OrtSession
 from facesearch.pipeline.detect import Detector
@@ -94,7 +93,8 @@ def write_manifest(paths: list[Path], dest: Path) -> Path:
 def require_models(settings: Settings) -> None:
     # A benchmark that silently downloads and folds models would time the network.
     cache = ModelCache(settings.models_dir)
-    missing = [s.name for s in MODELS.values() if not cache.is_installed(s)]
+    names = (settings.detector, settings.embedder)
+    missing = [n for n in names if not cache.is_installed(get_model(n))]
     if missing:
         sys.exit(
             f"models {missing} are not in {settings.models_dir}; run "

@@ -9,7 +9,6 @@ when started again: nothing committed is lost and nothing is stored twice.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -181,7 +180,6 @@ def _init_worker(settings_json: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One thread per process: the pool already uses every core.
     cv2.setNumThreads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
     global _worker_analyzer
     _worker_analyzer = Analyzer.load(Settings.model_validate_json(settings_json))
 

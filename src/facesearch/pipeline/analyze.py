@@ -45,8 +45,8 @@ class Analyzer:
 
     def analyze_batch(self, works: list[tuple[SourceItem, str, bytes]]) -> list[ImageResult]:
         """Several files at once: each decoded and detected on its own, then every
-        face of the batch embedded in one pass, which is about a third cheaper per
-        face than one image at a time (bench/results/ingest.md)."""
+        face of the batch embedded in one pass, 14-20% cheaper per face than one
+        image at a time (bench/results/ingest.md)."""
         results, prepared = [], []
         for item, sha256, data in works:
             result = ImageResult(item=item, sha256=sha256, size_bytes=len(data))
