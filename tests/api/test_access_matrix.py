@@ -233,6 +233,8 @@ CELLS = [
     Cell("PATCH", "/api/users/{user_id}", ONLY_ADMIN, 200,
          on("/api/users/{user_id}", json={"active": True}), addresses_object=True,
          across_organisations=ONLY_ADMIN),
+    Cell("POST", "/api/users/{user_id}/unlock", ONLY_ADMIN, 200, on("/api/users/{user_id}/unlock"),
+         addresses_object=True, across_organisations=ONLY_ADMIN),
     Cell("GET", "/api/tokens", EVERYONE, 200, plain("/api/tokens")),
     Cell("GET", "/api/tokens", ONLY_ADMIN, 200, plain("/api/tokens?all=true")),
     Cell("POST", "/api/tokens", EVERYONE, 201,
@@ -493,6 +495,27 @@ def _expected(cell: Cell, role: str, foreign: bool) -> int:
     return cell.success
 
 
+def _policy(header: str) -> dict[str, str]:
+    """A Content-Security-Policy as directive → sources."""
+    pairs = (part.strip().partition(" ") for part in header.split(";") if part.strip())
+    return {name: sources for name, _, sources in pairs}
+
+
+def _check_security_headers(answer, where) -> None:
+    """Every answer of the app, success or error, carries the protective headers."""
+    headers = answer.headers
+    assert headers["x-content-type-options"] == "nosniff", where
+    assert headers["x-frame-options"] == "DENY", where
+    assert headers["referrer-policy"] == "same-origin", where
+    assert "camera=()" in headers["permissions-policy"], where
+    policy = _policy(headers["content-security-policy"])
+    assert policy["frame-ancestors"] == "'none'", where
+    assert "unsafe" not in policy["script-src"] and "unsafe" not in policy["default-src"], where
+    # Faces, names and audit entries: nothing may be kept by a browser or a proxy.
+    assert headers["cache-control"] == "no-store", where
+    assert "strict-transport-security" not in headers, where  # plain http here
+
+
 def _check_no_foreign_data(world: MatrixWorld, caller_org: Org, cell: Cell, answer) -> None:
     other = next(o for o in world.orgs.values() if o is not caller_org)
     body = answer.text
@@ -534,6 +557,7 @@ def test_each_caller_gets_exactly_what_its_role_allows_and_only_its_organisation
                 assert f"the {role} role does not allow" in answer.json()["detail"], where
             if expected == 404:
                 assert answer.json()["detail"].startswith("no "), where
+            _check_security_headers(answer, where)
             if answer.status_code < 400:
                 _check_no_foreign_data(world, org, cell, answer)
             if cell.path == "/api/auth/password" and answer.status_code == 200:
@@ -558,6 +582,7 @@ def test_callers_without_valid_credentials_reach_only_the_public_routes(matrix, 
         world.requests += 1
         tried += 1
         where = (kind, cell.method, path, answer.status_code, answer.text[:200])
+        _check_security_headers(answer, where)
         if cell.allowed is PUBLIC:
             assert answer.status_code == cell.success, where
         elif cell.path in PAGES:
@@ -571,6 +596,22 @@ def test_callers_without_valid_credentials_reach_only_the_public_routes(matrix, 
                 for marker in other.markers:
                     assert marker not in answer.text, where
     assert tried == len(CELLS)
+
+
+def test_static_files_may_be_cached_and_https_adds_strict_transport_security(matrix):
+    world = matrix
+    static = world.client.get("/static/app.css")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("cache-control", "")
+    assert static.headers["x-content-type-options"] == "nosniff"
+    over_https = TestClient(world.app, base_url="https://testserver")
+    for path in ("/health", "/login", "/api/auth/me", "/static/app.css"):
+        answer = over_https.get(path, follow_redirects=False)
+        assert answer.headers["strict-transport-security"].startswith("max-age=31536000"), path
+    token = {"Authorization": f"Bearer {world.orgs['dflt'].tokens[AUDITOR]}"}
+    docs = world.client.get("/docs", headers=token)
+    policy = _policy(docs.headers["content-security-policy"])
+    assert docs.status_code == 200 and policy["script-src"].startswith("'self' 'sha256-")
+    assert "unsafe" not in policy["script-src"]
 
 
 def test_collection_names_of_one_organisation_say_nothing_about_another(matrix):
