@@ -211,6 +211,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX verifications_by_search ON verifications(search_seq, face_id)
         """,
     ),
+    (
+        # Collection names are unique per organisation, not across the installation:
+        # a name taken elsewhere must not be refused (that refusal would tell one
+        # organisation what another holds). The table is rebuilt (the only portable
+        # way to drop a UNIQUE constraint); `migrate` holds foreign-key actions off
+        # meanwhile, so dropping the old table cascades nowhere.
+        "0011_collection_names_per_organisation",
+        """
+        CREATE TABLE collections_0011 (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            legal_basis TEXT NOT NULL,
+            retention_days INTEGER,
+            created_at TEXT NOT NULL,
+            organisation_id INTEGER REFERENCES organisations(id),
+            UNIQUE (organisation_id, name)
+        );
+        INSERT INTO collections_0011
+            (id, name, source, legal_basis, retention_days, created_at, organisation_id)
+            SELECT id, name, source, legal_basis, retention_days, created_at, organisation_id
+            FROM collections;
+        DROP TABLE collections;
+        ALTER TABLE collections_0011 RENAME TO collections;
+        CREATE INDEX collections_by_organisation ON collections(organisation_id)
+        """,
+    ),
 ]
 
 
@@ -226,17 +253,30 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
     applied = []
-    for name, script in MIGRATIONS:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        applied.append(name)
+    # Steps that rebuild a table drop the old one: with foreign keys enforced, SQLite
+    # would first delete its rows and cascade. Off during the steps (it cannot change
+    # inside a transaction), each step is checked for dangling references instead.
+    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for name, script in MIGRATIONS:
+            if name in done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    raise sqlite3.IntegrityError(
+                        f"schema step {name} leaves {len(dangling)} dangling references"
+                    )
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            applied.append(name)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
     return applied
