@@ -51,11 +51,7 @@ def test_leave_one_out_scores_own_person_without_the_query():
 def test_excluded_files_from_a_reviewed_csv_and_a_plain_list(tmp_path):
     reviewed = tmp_path / "reviewed.csv"
     reviewed.write_text(
-        "file,person,verdict\n"
-        "a/x.jpg,P,same\n"
-        "y.jpg,P,different\n"
-        "z.jpg,Q,unsure\n"
-        "w.jpg,Q,Same\n"
+        "file,person,verdict\na/x.jpg,P,same\ny.jpg,P,different\nz.jpg,Q,unsure\nw.jpg,Q,Same\n"
     )
     assert excluded_files(reviewed) == {"x.jpg", "w.jpg"}
     listed = tmp_path / "list.txt"
