@@ -21,7 +21,7 @@ from .evaluation import plots
 from .evaluation.embeddings import Embeddings, embed_files
 from .evaluation.protocols import Pairs, excluded_files, identities, image_files, read_pairs
 from .evaluation.report import file_digest, write_report
-from .evaluation.verify import Variant, quality_effect, verify
+from .evaluation.verify import Variant, quality_effect, quality_effect_all_pairs, verify
 from .models.registry import get as get_model
 
 eval_app = typer.Typer(
@@ -172,8 +172,9 @@ def eval_verify(
         quality = quality_effect(
             pairs, embeddings, Variant((models[0],)), cal.thresholds["possible lead"]
         )
+        quality_all = quality_effect_all_pairs(embeddings[models[0]], False, cal.thresholds)
     else:
-        quality = None
+        quality = quality_all = None
     for r in results:
         r.pop("_scores")
     body = {
@@ -186,6 +187,7 @@ def eval_verify(
         },
         "results": results,
         "quality_effect_at_possible_lead": quality,
+        "quality_effect_all_impostor_pairs": quality_all,
         "plots": [png.name],
     }
     path = write_report("verify", body, settings, models, output / "verify.json")
