@@ -118,7 +118,7 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_xlabel("minutes")
     ax.set_ylabel("resident memory (MB)")
     ax.set_ylim(bottom=0)
-    ax.set_title(" ".join(report["command"][1:4]), fontsize=9)
+    ax.set_title(path.stem, fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
