@@ -52,7 +52,8 @@ fs eval demographics --images "$DATA/utkface" --min-quality 0.7 --out "$OUT/demo
 # image detail, quality).
 PYTHONPATH=src python bench/demographic_causes.py --images "$DATA/utkface"
 # Resident memory of a full evaluation run with two workers and flip, sampled every 2 s.
-PYTHONPATH=src python bench/eval_memory.py --name verify-flip-2workers-full -- \
-    --workers 2 eval verify --pairs "$DATA/lfw/pairs.txt" --flip --no-cache --out /tmp/eval-memory
+PYTHONPATH=src python bench/eval_memory.py --name verify-flip-2workers-1200pairs -- \
+    --workers 2 eval verify --pairs "$DATA/lfw/pairs.txt" --per-fold 60 --flip --no-cache \
+    --out /tmp/eval-memory
 # Speed per face of each recogniser, plain and flipped.
 PYTHONPATH=src python bench/recognisers.py --images 100
