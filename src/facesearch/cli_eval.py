@@ -19,9 +19,9 @@ from .evaluation import demographics as demo
 from .evaluation import identify as ident
 from .evaluation import plots
 from .evaluation.embeddings import Embeddings, embed_files
-from .evaluation.protocols import Pairs, identities, image_files, read_pairs
+from .evaluation.protocols import Pairs, excluded_files, identities, image_files, read_pairs
 from .evaluation.report import file_digest, write_report
-from .evaluation.verify import Variant, quality_effect, verify
+from .evaluation.verify import Variant, quality_effect, quality_effect_all_pairs, verify
 from .models.registry import get as get_model
 
 eval_app = typer.Typer(
@@ -172,8 +172,9 @@ def eval_verify(
         quality = quality_effect(
             pairs, embeddings, Variant((models[0],)), cal.thresholds["possible lead"]
         )
+        quality_all = quality_effect_all_pairs(embeddings[models[0]], False, cal.thresholds)
     else:
-        quality = None
+        quality = quality_all = None
     for r in results:
         r.pop("_scores")
     body = {
@@ -186,6 +187,7 @@ def eval_verify(
         },
         "results": results,
         "quality_effect_at_possible_lead": quality,
+        "quality_effect_all_impostor_pairs": quality_all,
         "plots": [png.name],
     }
     path = write_report("verify", body, settings, models, output / "verify.json")
@@ -236,6 +238,15 @@ def eval_identify(
         float,
         typer.Option(help="Enrol (gallery and distractors) only faces of at least this quality."),
     ] = 0.0,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(
+            help="Files (by name) never to enrol as distractors: a CSV with a file column "
+            "(rows with verdict 'same' if it has a verdict column) or one name a line.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     output: OutOpt = DEFAULT_OUT,
     no_cache: NoCacheOpt = False,
 ) -> None:
@@ -255,12 +266,17 @@ def eval_identify(
         all_paths, settings, models, flip, "gallery, probes and distractors", not no_cache
     )
     wanted = [10**9 if c.strip() == "all" else int(c) for c in counts.split(",")]
+    # Only distractors are left out: a gallery person's own images stay.
+    names = excluded_files(exclude) if exclude else set()
+    multi = {name for name, files in people.items() if len(files) > 1}
+    left_out = np.array([p.name in names and not (i < len(labelled) and labelled[i][0] in multi)
+                         for i, p in enumerate(all_paths)], bool)  # fmt: skip
     report_rows, cmc_curves, det_curves = [], {}, {}
     for variant in [Variant((m,), flip) for m in models]:
         e = embeddings[variant.models[0]]
         vectors = e.vectors(variant.flip)
         n = len(labelled)
-        enrollable = e.found & (e.quality >= min_quality)
+        enrollable = e.found & (e.quality >= min_quality) & ~left_out
         extra_rows = np.flatnonzero(enrollable[n:]) + n
         data = ident.split(
             vectors[:n],
@@ -286,6 +302,13 @@ def eval_identify(
             "people": len(people),
             "min_quality": min_quality,
             "images": len(all_paths),
+            "excluded": {
+                "list": str(exclude),
+                "sha256": file_digest(exclude),
+                "distractors_left_out": int(left_out.sum()),
+            }
+            if exclude
+            else None,
         },
         "results": report_rows,
         "plots": [p.name for p in pngs],

@@ -52,3 +52,29 @@ def test_utkface_labels_from_file_names(tmp_path):
         "age": 26, "gender": "female", "race": "Asian",
     }  # fmt: skip
     assert utkface_labels(tmp_path / "39_1_20170116174525125.jpg.chip.jpg") is None
+
+
+def test_reviewed_distractor_duplicates_name_real_distractor_files():
+    """The committed review names only files that exist among the distractors (LFW
+    one-image people, UTKFace), with a verdict for each; `same` rows are excluded."""
+    import csv
+    from pathlib import Path
+
+    from facesearch.evaluation.protocols import excluded_files
+
+    reviewed = Path(__file__).resolve().parents[2] / "bench/distractors/lfw-duplicates.csv"
+    rows = list(csv.DictReader(reviewed.read_text().splitlines()))
+    assert {r["verdict"] for r in rows} == {"same", "different", "unsure"}
+    lfw = data_path("lfw", "images_deepfunneled")
+    utkface = data_path("utkface")
+    for row in rows:
+        name = row["file"]
+        if name.endswith(".chip.jpg"):
+            assert (utkface / name).is_file(), name
+        else:
+            person = name.rsplit("_", 1)[0]
+            # An LFW distractor is a one-image person; the gallery person it resembles has more.
+            assert [p.name for p in (lfw / person).iterdir()] == [name]
+            assert len(list((lfw / row["person"]).iterdir())) >= 2
+    same = excluded_files(reviewed)
+    assert len(same) == sum(r["verdict"] == "same" for r in rows) == 166

@@ -109,6 +109,10 @@ def fit(
     meta = {
         "data": data,
         "impostor_pairs": len(impostors),
+        # The scale of this model's scores between strangers: a score fusion of several
+        # models puts each on this scale (z-score) with figures from development data.
+        "impostor_mean": round(float(impostors.mean()), 6),
+        "impostor_std": round(float(impostors.std()), 6),
         "genuine_pairs": len(genuine),
         "true_match_rate_per_band": {
             name: round(float((genuine >= t).mean()), 4) for name, t in thresholds.items()

@@ -117,6 +117,25 @@ def image_files(folder: Path) -> list[Path]:
     )
 
 
+def excluded_files(path: Path) -> set[str]:
+    """File names to leave out of an evaluation: a CSV with a `file` column (and, if it
+    has a `verdict` column, only the rows whose verdict is `same`), or a plain list of
+    one file name a line (`#` starts a comment)."""
+    text = _text(path)
+    first = text.lstrip().splitlines()[0] if text.strip() else ""
+    if "," in first and "file" in [f.strip().lower() for f in first.split(",")]:
+        reader = csv.DictReader(text.splitlines())
+        fields = {f.lower(): f for f in reader.fieldnames or []}
+        verdict = fields.get("verdict")
+        return {
+            Path(row[fields["file"]].strip()).name
+            for row in reader
+            if verdict is None or (row[verdict] or "").strip().lower() == "same"
+        }
+    names = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return {Path(name).name for name in names if name}
+
+
 def _text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
