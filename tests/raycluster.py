@@ -171,7 +171,7 @@ class RayCluster:
         if shutil.which("ip") is None:
             raise ClusterUnavailable("the `ip` command (Debian package iproute2) is missing")
         if shutil.which("ray") is None:
-            raise ClusterUnavailable("the `ray` command is missing (pip install 'ray>=2.40')")
+            raise ClusterUnavailable("the `ray` command is missing (pip install 'ray>=2.60')")
 
     def _make_network(self) -> None:
         ip = _ip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ def _join(settings: Settings) -> bool:
     """Connect to the cluster unless this process already is; True if it connected here."""
     if ray.is_initialized():
         return False
+    _check_reachable(settings.ray.address)
     extra: dict[str, Any] = {}
     if settings.ray.node_ip:
         extra["_node_ip_address"] = settings.ray.node_ip
@@ -138,6 +140,19 @@ def _join(settings: Settings) -> bool:
             f"cannot join the Ray cluster at {settings.ray.address}: {exc}"
         ) from exc
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once where no head answers; Ray itself retries for minutes."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except (OSError, ValueError) as exc:
+        raise FacesearchError(
+            f"no Ray head answers at {address!r} (give host:port of `ray start --head`): {exc}"
+        ) from exc
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -181,3 +182,19 @@ def _assert_same_faces(settings: Settings, files: list[Path], analyzer) -> None:
 
 def _tail(tmp_path: Path) -> str:
     return (tmp_path / "driver.log").read_text()[-3000:]
+
+
+def test_an_unreachable_cluster_is_a_clear_error(engine, lfw, tmp_path):
+    engine.create_collection("c", "test", "test")
+    settings = engine.settings
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    done = subprocess.run(
+        _cli(settings, "ingest", str(sorted(lfw.glob("A*/*.jpg"))[0]), "--collection", "c",
+             "--ray", address),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"no Ray head answers at '{address}'" in done.stderr
+    assert engine.stats()["images"] == 0
