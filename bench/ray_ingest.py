@@ -85,7 +85,7 @@ def one_run(manifest: Path, data_dir: Path, ray_address: str) -> Row:
 def spawn_run(manifest: Path, cluster=None) -> Row:
     with tempfile.TemporaryDirectory(prefix="fs-bench-ray-") as tmp:
         command = [sys.executable, __file__, "--one-run", str(manifest), tmp]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        env = dict(os.environ)
         if cluster is None:
             done = subprocess.run(command, capture_output=True, text=True, env=env)
         else:
@@ -107,6 +107,11 @@ def load_average() -> float:
 
 def main(args: argparse.Namespace) -> None:
     from raycluster import RayCluster
+
+    # The nodes' actors import this checkout's facesearch, as the runs do.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p
+    )
 
     root = args.data / "lfw" / "images_deepfunneled"
     files = sorted(root.glob("*/*.jpg"))[: args.images]

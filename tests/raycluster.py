@@ -16,6 +16,7 @@ to call after a half-finished start.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import shutil
@@ -170,8 +171,8 @@ class RayCluster:
             raise ClusterUnavailable("network namespaces need root")
         if shutil.which("ip") is None:
             raise ClusterUnavailable("the `ip` command (Debian package iproute2) is missing")
-        if shutil.which("ray") is None:
-            raise ClusterUnavailable("the `ray` command is missing (pip install 'ray>=2.60')")
+        if importlib.util.find_spec("ray") is None:
+            raise ClusterUnavailable("Ray is not installed (pip install 'ray>=2.60')")
 
     def _make_network(self) -> None:
         ip = _ip
@@ -189,10 +190,13 @@ class RayCluster:
             ip("-n", node.name, "link", "set", "eth0", "up")
 
     def _ray_start(self, node: Node, *args: str) -> None:
+        # `ray start` of this interpreter's Ray, whatever is on PATH.
+        ray = [sys.executable, "-m", "ray.scripts.scripts", "start"]
+        memory = f"--object-store-memory={200 * 1024 * 1024}"
         self.run(
             node,
-            ["ray", "start", f"--node-ip-address={node.address}", "--num-gpus=0",
-             f"--object-store-memory={200 * 1024 * 1024}", "--disable-usage-stats", *args],
+            [*ray, f"--node-ip-address={node.address}", "--num-gpus=0", memory,
+             "--disable-usage-stats", *args],
         )  # fmt: skip
 
 

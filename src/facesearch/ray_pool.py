@@ -155,6 +155,29 @@ def _check_reachable(address: str) -> None:
         ) from exc
 
 
+def plan_actors(nodes: list[dict[str, Any]], workers: int = 0) -> list[tuple[str, float]]:
+    """(node id, GPU share) for each actor: one per CPU unless `workers` says how many,
+    given to the nodes in turn; the actors on a node with GPUs share them evenly.
+    `nodes` are the live entries of ray.nodes()."""
+    cpus = {n["NodeID"]: int(n["Resources"].get("CPU", 0)) for n in nodes}
+    slots = []
+    while any(cpus.values()):
+        for node_id, left in cpus.items():
+            if left:
+                slots.append(node_id)
+                cpus[node_id] -= 1
+    if not slots:
+        return []
+    chosen = [slots[i % len(slots)] for i in range(workers or len(slots))]
+    gpus = {n["NodeID"]: float(n["Resources"].get("GPU", 0)) for n in nodes}
+    plan = []
+    for node_id in chosen:
+        share = gpus[node_id] / chosen.count(node_id)
+        # Ray takes a fraction of one GPU, or whole GPUs.
+        plan.append((node_id, share if share <= 1 else float(int(share))))
+    return plan
+
+
 @dataclass
 class _Flight:
     actor: Any
@@ -171,7 +194,11 @@ class _Pool:
         self.stats = RayStats()
 
     def start(self) -> None:
-        self.actors = [self._actor(node_id, gpus) for node_id, gpus in self._plan()]
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        plan = plan_actors(nodes, self.settings.ray.workers)
+        if not plan:
+            raise FacesearchError(f"the Ray cluster at {self.settings.ray.address} has no CPUs")
+        self.actors = [self._actor(node_id, gpus) for node_id, gpus in plan]
         try:
             infos = ray.get(
                 [a.ready.remote() for a in self.actors], timeout=self.settings.ray.start_timeout
@@ -198,29 +225,6 @@ class _Pool:
                 self._collect(consume)
         while self.flights:
             self._collect(consume)
-
-    def _plan(self) -> list[tuple[str, float]]:
-        """(node id, GPU share) per actor: one per CPU unless settings.ray.workers says
-        otherwise, spread over the nodes in turn; actors on a GPU node share its GPUs."""
-        nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
-        if not nodes:
-            raise FacesearchError(f"the Ray cluster at {self.settings.ray.address} has no CPUs")
-        slots = []
-        remaining = {n["NodeID"]: max(int(n["Resources"]["CPU"]), 1) for n in nodes}
-        while any(remaining.values()):
-            for node_id, left in remaining.items():
-                if left:
-                    slots.append(node_id)
-                    remaining[node_id] -= 1
-        count = self.settings.ray.workers or len(slots)
-        chosen = [slots[i % len(slots)] for i in range(count)]
-        gpus = {n["NodeID"]: n["Resources"].get("GPU", 0.0) for n in nodes}
-        plan = []
-        for node_id in chosen:
-            share = gpus[node_id] / chosen.count(node_id)
-            # Ray accepts a fraction of one GPU or whole GPUs.
-            plan.append((node_id, share if share <= 1 else float(int(share))))
-        return plan
 
     def _actor(self, node_id: str | None, gpus: float) -> Any:
         options: dict[str, Any] = {"num_cpus": self.settings.ray.cpus_per_worker, "max_restarts": 0}
