@@ -252,7 +252,10 @@ def ingest(
         "images_per_second": round(report.images_per_second, 2),
     }  # fmt: skip
     if ctx.obj.ray.address:
-        summary |= {"ray_nodes": report.ray_nodes, "resubmitted_batches": report.resubmitted}
+        summary |= {
+            "ray_nodes": report.ray_nodes, "ray_devices": report.ray_devices,
+            "resubmitted_batches": report.resubmitted,
+        }  # fmt: skip
     if as_json:
         _print_json(summary)
     else:

@@ -40,9 +40,11 @@ class IngestReport:
     status: str = "running"
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    # On a Ray cluster: images analysed per node address, and batches sent again
-    # after the actor or node that held them died.
+    # On a Ray cluster: images analysed per node address, actors per device
+    # ("cpu", "cuda"), and batches sent again after the actor or node that held
+    # them died.
     ray_nodes: dict[str, int] = field(default_factory=dict)
+    ray_devices: dict[str, int] = field(default_factory=dict)
     resubmitted: int = 0
 
     @property
@@ -191,6 +193,7 @@ def _run_on_ray(
 
     stats = run_on_ray(settings, batches, store)
     report.ray_nodes = stats.images_by_node
+    report.ray_devices = stats.devices
     report.resubmitted = stats.resubmitted
 
 

@@ -5,7 +5,7 @@ files, sends batches of bytes to the actors and stores every result itself, as
 it does with local worker processes (parallel.py): the catalog and the vector
 index are written by one process only. When an actor or its whole node dies,
 each batch it held is sent to another actor and a replacement actor is
-started; a batch's result is stored once, from whichever attempt returned it,
+started; a batch's result is stored once, from the attempt that succeeded,
 and the catalog's content-hash dedupe covers a driver that dies in turn.
 """
 

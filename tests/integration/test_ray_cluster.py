@@ -112,6 +112,7 @@ def test_ingest_survives_a_killed_worker_node(cluster, lfw, tmp_path, cache_dir,
     assert summary["errors"] == 0
     assert summary["images_added"] == len(distinct)
     assert summary["resubmitted_batches"] >= 1
+    assert summary["ray_devices"] == {"cpu": 2}  # the cluster has no GPU; none was asked for
     nodes = summary["ray_nodes"]
     assert set(nodes) == {first.address, second.address}, nodes
     assert nodes[second.address] > 0
