@@ -134,7 +134,8 @@ def main(args: argparse.Namespace) -> None:
                                 "cluster_start_s": cluster_start}  # fmt: skip
                         print(json.dumps(row), file=sys.stderr)
                         runs.append(row)
-    write_results(args, runs)
+            # Written after each cluster, so a later failure keeps what was measured.
+            write_results(args, runs)
 
 
 def summarise(runs: list[Row]) -> list[Row]:

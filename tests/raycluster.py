@@ -193,11 +193,16 @@ class RayCluster:
         # `ray start` of this interpreter's Ray, whatever is on PATH.
         ray = [sys.executable, "-m", "ray.scripts.scripts", "start"]
         memory = f"--object-store-memory={200 * 1024 * 1024}"
-        self.run(
-            node,
-            [*ray, f"--node-ip-address={node.address}", "--num-gpus=0", memory,
-             "--disable-usage-stats", *args],
-        )  # fmt: skip
+        command = [*ray, f"--node-ip-address={node.address}", "--num-gpus=0", memory,
+                   "--disable-usage-stats", *args]  # fmt: skip
+        try:
+            self.run(node, command)
+        except RuntimeError:
+            # Ray gives a raylet 30 s to register, which a machine under heavy load can
+            # miss; a second try starts the node afresh.
+            self.kill(node)
+            time.sleep(1)
+            self.run(node, command)
 
 
 def _ip(*args: str) -> None:
