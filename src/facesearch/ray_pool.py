@@ -24,6 +24,7 @@ from ray.exceptions import (
     GetTimeoutError,
     NodeDiedError,
     ObjectLostError,
+    OutOfMemoryError,
     RayActorError,
     WorkerCrashedError,
 )
@@ -41,7 +42,8 @@ from .types import ImageResult, SourceItem
 Work = list[tuple[SourceItem, str, bytes]]
 
 # Failures of the machinery rather than of our code: the batch goes to another actor.
-LOST = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError)
+# OutOfMemoryError: Ray's memory monitor killed the actor because its node ran short.
+LOST = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError, OutOfMemoryError)
 
 log = logging.getLogger(__name__)
 
