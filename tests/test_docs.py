@@ -12,6 +12,7 @@ from facesearch.config import (
     DetectSettings,
     GovernanceSettings,
     IndexSettings,
+    RaySettings,
     Settings,
 )
 
@@ -39,7 +40,7 @@ def test_every_setting_is_in_the_readme():
     names = [
         f"FACESEARCH_{n.upper()}"
         for n in Settings.model_fields
-        if n not in ("detect", "decode", "api", "index", "governance", "crypto")
+        if n not in ("detect", "decode", "api", "index", "governance", "crypto", "ray")
     ]
     names += [f"FACESEARCH_DETECT__{n.upper()}" for n in DetectSettings.model_fields]
     names += [f"FACESEARCH_DECODE__{n.upper()}" for n in DecodeSettings.model_fields]
@@ -47,5 +48,6 @@ def test_every_setting_is_in_the_readme():
     names += [f"FACESEARCH_INDEX__{n.upper()}" for n in IndexSettings.model_fields]
     names += [f"FACESEARCH_GOVERNANCE__{n.upper()}" for n in GovernanceSettings.model_fields]
     names += [f"FACESEARCH_CRYPTO__{n.upper()}" for n in CryptoSettings.model_fields]
+    names += [f"FACESEARCH_RAY__{n.upper()}" for n in RaySettings.model_fields]
     for name in names:
         assert name in README, f"{name} is not documented in README.md"

@@ -212,16 +212,31 @@ def ingest(
         list[Path], typer.Argument(help="Folders, image files or CSV/JSONL manifests.")
     ],
     collection: Annotated[str, typer.Option(help="The declared collection to add to.")],
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Analyse on the Ray cluster whose head is ADDRESS (host:port, or auto) "
+            "[env FACESEARCH_RAY__ADDRESS].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, embed and store every face in the given images.
 
     Folders are walked recursively; a manifest (CSV or JSONL with columns path,
     source_url, captured_at, caption) adds metadata. Run it again after an
-    interruption and it continues where it stopped.
+    interruption and it continues where it stopped. With --ray the images are
+    analysed on a Ray cluster and stored from here.
 
     Example: facesearch ingest ~/archive/2024 --collection press
     """
+    if ray is not None:
+        settings: Settings = ctx.obj
+        ctx.obj = settings.model_copy(
+            update={"ray": settings.ray.model_copy(update={"address": ray})}
+        )
     with _engine(ctx) as engine:
         audit, blocklist = governed(engine)
         who = Who.cli(engine.catalog.collection(collection).organisation_id)
@@ -236,6 +251,11 @@ def ingest(
         "blocked_faces": report.blocked, "seconds": round(report.seconds, 2),
         "images_per_second": round(report.images_per_second, 2),
     }  # fmt: skip
+    if ctx.obj.ray.address:
+        summary |= {
+            "ray_nodes": report.ray_nodes, "ray_devices": report.ray_devices,
+            "resubmitted_batches": report.resubmitted,
+        }  # fmt: skip
     if as_json:
         _print_json(summary)
     else:

@@ -117,6 +117,28 @@ class CryptoSettings(BaseModel):
     audit_key: SecretStr | None = None
 
 
+class RaySettings(BaseModel):
+    """Ingest on a Ray cluster: decode, detect and embed run in actors on its nodes,
+    and this process stores what they return (the single writer of the catalog)."""
+
+    # The head's "host:port" (what `ray start --head` printed), or "auto" for the
+    # cluster this machine belongs to; empty runs ingest on this machine only.
+    address: str = ""
+    # This machine's address in the cluster. Unset, Ray finds it by routing towards
+    # a public DNS server, which a machine without a default route cannot do.
+    node_ip: str | None = None
+    # Analysis actors; 0 is one per CPU of the cluster.
+    workers: int = Field(0, ge=0)
+    # CPUs each actor reserves. Below 1, so that the work of a node that dies can
+    # start again on the nodes left even when their CPUs are all reserved.
+    cpus_per_worker: float = Field(0.5, gt=0)
+    # Times a batch is sent again after its actor or node died; past this the
+    # ingest stops (and resumes when run again).
+    max_retries: int = Field(3, ge=0)
+    # Seconds to wait for the actors to load their models before giving up.
+    start_timeout: float = Field(300.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -141,6 +163,7 @@ class Settings(BaseSettings):
     # start without one configured.
     mode: str = Field("local", pattern="^(local|production)$")
     index: IndexSettings = IndexSettings()
+    ray: RaySettings = RaySettings()
 
     @property
     def catalog_path(self) -> Path:

@@ -97,7 +97,8 @@ class Engine:
         target = self._collection(collection)
         # Fetch once here, not in every worker process at the same moment.
         self.fetch_models([self.settings.detector, self.settings.embedder])
-        analyzer = self.analyzer if self.settings.workers <= 1 else None
+        local = self.settings.workers <= 1 and not self.settings.ray.address
+        analyzer = self.analyzer if local else None
         # Each committed batch goes into the vector index at once, so a search in any
         # process finds it without re-reading the catalog; a batch committed just
         # before a crash is caught up from the catalog when the index is next opened.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
+from .errors import FacesearchError
 from .models.registry import get as get_model
 from .parallel import run_bounded
 from .pipeline.analyze import Analyzer
@@ -39,6 +40,12 @@ class IngestReport:
     status: str = "running"
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # On a Ray cluster: images analysed per node address, actors per device
+    # ("cpu", "cuda"), and batches sent again after the actor or node that held
+    # them died.
+    ray_nodes: dict[str, int] = field(default_factory=dict)
+    ray_devices: dict[str, int] = field(default_factory=dict)
+    resubmitted: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -100,7 +107,9 @@ def ingest(
 
     batches = _batches(items, catalog, collection, settings, skip_duplicate, store)
     try:
-        if settings.workers <= 1:
+        if settings.ray.address:
+            _run_on_ray(settings, batches, store, report)
+        elif settings.workers <= 1:
             analyzer = analyzer or Analyzer.load(settings)
             for batch in batches:
                 store(analyzer.analyze_batch(batch))
@@ -168,6 +177,24 @@ def _run_in_pool(
         settings.workers, _init_worker, (settings.model_dump_json(),), _analyze_batch, batches,
         store,
     )  # fmt: skip
+
+
+def _run_on_ray(
+    settings: Settings, batches: Iterator[Work], store: Callable[[list[ImageResult]], None],
+    report: IngestReport,
+) -> None:  # fmt: skip
+    # Imported here: Ray is an optional extra, and a large import.
+    try:
+        from .ray_pool import run_on_ray
+    except ImportError as exc:
+        raise FacesearchError(
+            f"ingest on a Ray cluster needs Ray ({exc}): pip install 'facesearch[ray]'"
+        ) from exc
+
+    stats = run_on_ray(settings, batches, store)
+    report.ray_nodes = stats.images_by_node
+    report.ray_devices = stats.devices
+    report.resubmitted = stats.resubmitted
 
 
 _worker_analyzer: Analyzer | None = None
