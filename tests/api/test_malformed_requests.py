@@ -162,7 +162,7 @@ def test_huge_numbers_in_bodies_and_forms_get_a_4xx(small):
 
 
 def test_a_body_sent_without_a_length_is_cut_off_at_the_limit(small):
-    boundary = b"--x\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n\r\n"
+    boundary = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
     chunks = [boundary] + [b"\x00" * 65536] * ((UPLOAD_LIMIT + 2 * 65536) // 65536)
     headers = {**small.as_("investigator"), "Content-Type": "multipart/form-data; boundary=x"}
     response = small.client.post("/api/search", headers=headers, content=iter(chunks))
