@@ -135,7 +135,7 @@ def _write_markdown(rows: list[dict], args, load: float, target: Path) -> None:
     for (image, megapixels), pair in pairs.items():
         b, a = pair["before"], pair["after"]
         lines.append(
-            f"| {image} | {megapixels} | {a['file_bytes'] / 1e6:.2f} MB "
+            f"| {image} | {megapixels} | {a['file_bytes'] / 1e3:,.0f} kB "
             f"| {b['peak_mb']} ({b['bytes_per_pixel']}) | {a['peak_mb']} ({a['bytes_per_pixel']}) "
             f"| {b['seconds_median']} | {a['seconds_median']} |"
         )
