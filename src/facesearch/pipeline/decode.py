@@ -82,14 +82,14 @@ def decode(data: bytes, limits: DecodeSettings) -> DecodedImage:
         taken_at = _taken_at(image)
         orientation = _orientation(image)
         try:
-            pixels = _to_bgr(image)
+            pixels = upright(_to_bgr(image), orientation)
         except MemoryError:
             raise ImageRejected(f"not enough memory to decode {width}x{height} pixels") from None
         except Exception as exc:
             raise UnsupportedImage(
                 f"unsupported pixels ({image.mode}) in {image.format}: {exc}"
             ) from None
-    return DecodedImage(upright(pixels, orientation), taken_at)
+    return DecodedImage(pixels, taken_at)
 
 
 def _open(data: bytes) -> Image.Image:
