@@ -2,12 +2,12 @@ import io
 
 import numpy as np
 import pytest
-from badfiles import jpeg_bytes, png_claiming
+from badfiles import jpeg_bytes, jpeg_scan_bomb, png_claiming
 from PIL import Image
 
 from facesearch.config import DecodeSettings
 from facesearch.errors import ImageRejected
-from facesearch.pipeline.decode import decode
+from facesearch.pipeline.decode import MAX_JPEG_SCANS, decode, jpeg_scans
 
 LIMITS = DecodeSettings()
 
@@ -88,3 +88,59 @@ def test_byte_and_pixel_limits_are_settings():
         decode(data, DecodeSettings(max_pixels=1000))
     with pytest.raises(ImageRejected, match="bytes, above the limit"):
         decode(data, DecodeSettings(max_bytes=100))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_exif_orientation_turns_the_pixels_as_pillow_does(orientation):
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(_marked_rgb(), "PNG", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.array_equal(decode(data, LIMITS).pixels, expected[:, :, ::-1])
+
+
+@pytest.mark.parametrize("value", [0, 9, 65535])
+def test_an_invalid_orientation_keeps_the_pixels_as_stored(value):
+    exif = Image.Exif()
+    exif[0x0112] = value
+    data = _encode(_marked_rgb(), "PNG", exif=exif.tobytes())
+    assert decode(data, LIMITS).pixels.shape == (20, 40, 3)
+
+
+def test_jpeg_scans_are_counted_by_segment():
+    progressive = _encode(_marked_rgb(), "JPEG", progressive=True)
+    assert jpeg_scans(_encode(_marked_rgb(), "JPEG"), stop=100) == 1
+    assert 2 < jpeg_scans(progressive, stop=100) < 20
+    # Marker bytes inside an EXIF blob are not scans.
+    blob = b"Exif\x00\x00" + b"\xff\xda\x00\x08" * 1000
+    assert jpeg_scans(_encode(_marked_rgb(), "JPEG", exif=blob), stop=100) == 1
+
+
+def test_a_scan_bomb_is_refused_before_decoding():
+    with pytest.raises(ImageRejected, match="too many progressive scans"):
+        decode(jpeg_scan_bomb(MAX_JPEG_SCANS + 1, size=64), LIMITS)
+    decode(jpeg_scan_bomb(MAX_JPEG_SCANS - 20, size=64), LIMITS)
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "PCX", "TGA", "SGI"])
+def test_formats_outside_the_list_are_never_parsed(fmt):
+    data = _encode(_marked_rgb(), fmt)
+    with pytest.raises(ImageRejected, match="not an image in a supported format"):
+        decode(data, LIMITS)
+
+
+def test_wide_modes_are_scaled_from_their_own_range():
+    values = np.linspace(-50_000, 150_000, 20 * 40).reshape(20, 40).astype(np.int32)
+    pixels = decode(_encode(Image.fromarray(values), "TIFF"), LIMITS).pixels
+    assert pixels[0, 0, 0] == 0 and pixels[-1, -1, 0] == 255
+    assert (np.diff(pixels[:, :, 0].ravel().astype(int)) >= 0).all()
+    floats = Image.fromarray(np.array([[np.nan, np.inf], [0.0, 1.0]], np.float32))
+    assert decode(_encode(floats, "TIFF"), LIMITS).pixels.shape == (2, 2, 3)
+
+
+def test_a_tall_image_converts_strip_by_strip():
+    array = np.random.default_rng(3).integers(0, 255, (3000, 700, 3), dtype=np.uint8)
+    pixels = decode(_encode(Image.fromarray(array), "PNG"), LIMITS).pixels
+    assert np.array_equal(pixels, array[:, :, ::-1])

@@ -42,6 +42,7 @@ from ..store.catalog import Catalog
 from ..store.connections import ThreadConnections
 from ..store.jobs import Job, Jobs
 from ..web import pages
+from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
 from .routes import accounts, auth, collections, images, jobs, oversight, search, system
 from .state import ClientOrigin, Services, ThreadCatalogs
@@ -146,6 +147,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs_static = Path(fastapi_offline.__file__).parent / "static"
     app.mount("/docs-static", StaticFiles(directory=docs_static), name="docs-static")
     _add_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=body_limit_for(settings.api))
     app.add_middleware(SecurityHeaders, https_only=settings.api.secure_cookies)
     app.add_middleware(ClientOrigin)
     app.add_middleware(MetricsMiddleware, metrics=lambda: services.metrics)
@@ -169,6 +171,17 @@ def _add_error_handlers(app: FastAPI) -> None:
             problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
         return JSONResponse(
             {"detail": "; ".join(problems) or "invalid request", "errors": problems},
+            status_code=422,
+        )
+
+    @app.exception_handler(OverflowError)
+    async def number_out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite stores 64-bit integers: an id or count beyond them names nothing.
+        if "SQLite INTEGER" not in str(exc):
+            log.error("unexpected overflow", exc_info=exc)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        return JSONResponse(
+            {"detail": f"a number in the request is out of range (at most {2**63 - 1})"},
             status_code=422,
         )
 
