@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -135,10 +135,30 @@ class Settings(BaseSettings):
     # start without one configured.
     mode: str = Field("local", pattern="^(local|production)$")
     index: IndexSettings = IndexSettings()
+    # A postgresql://user:password@host:port/database URL puts the catalog (and
+    # accounts, jobs, audit log) on a PostgreSQL server that several nodes share;
+    # unset, it is the SQLite file `catalog_path` in the data folder.
+    database_url: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("FACESEARCH_DATABASE_URL must be a postgresql:// URL")
+        return url
 
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """The PostgreSQL URL when one is set, else the SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.catalog_path
 
     @property
     def uploads_dir(self) -> Path:

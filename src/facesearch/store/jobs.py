@@ -63,12 +63,12 @@ class Jobs:
     ) -> Job:
         stamp = now()
         with self.db.transaction() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "INSERT INTO jobs (collection_id, created_by, kind, inputs, status, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
                 (collection_id, created_by, kind, json.dumps(inputs), stamp, stamp),
-            )
-        return self.get(int(cursor.lastrowid or 0))
+            ).fetchone()
+        return self.get(int(row[0]))
 
     def get(self, job_id: int) -> Job:
         row = self.db.get().execute(_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
@@ -93,7 +93,8 @@ class Jobs:
 
     def active_in(self, collection_id: int) -> list[Job]:
         rows = self.db.get().execute(
-            _SELECT + " WHERE j.collection_id = ? AND j.status IN ('queued', 'running')",
+            _SELECT
+            + " WHERE j.collection_id = ? AND j.status IN ('queued', 'running') ORDER BY j.id",
             (collection_id,),
         )
         return [_job(r) for r in rows]
@@ -127,7 +128,10 @@ class Jobs:
     def requeue_running(self) -> list[int]:
         """Jobs left 'running' by a server that stopped; they go back to the queue."""
         with self.db.transaction() as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'running'")]
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+            ]
             conn.execute(
                 "UPDATE jobs SET status = 'queued', message = 'resumed after a restart', "
                 "updated_at = ? WHERE status = 'running'",

@@ -1,9 +1,16 @@
-"""Named schema steps, applied once each and recorded in `migrations`."""
+"""Named schema steps, applied once each and recorded in `migrations`.
+
+A step is SQL that runs on SQLite and PostgreSQL alike: types INTEGER, TEXT,
+REAL and BLOB, `INTEGER PRIMARY KEY [AUTOINCREMENT]` for ids, no SQLite
+functions. store/database.py turns the types into PostgreSQL's (BIGINT,
+DOUBLE PRECISION, BYTEA, identity columns) when the catalog lives there.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
+
+from .database import Connection, schema_statement, setup_statements
 
 # Face and image ids are never reused (AUTOINCREMENT): vector indexes and audit
 # records refer to them long after a row is deleted.
@@ -218,21 +225,35 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the steps not yet recorded, each in its own transaction.
+def migrate(conn: Connection) -> list[str]:
+    """Apply the steps not yet recorded, each in its own write transaction.
 
-    `conn` must be in autocommit mode (isolation_level=None).
+    Several processes (or nodes sharing a PostgreSQL catalog) may start at once:
+    each step is checked again under the write lock, so it runs exactly once.
     """
-    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    conn.begin()
+    try:
+        for statement in setup_statements(conn.dialect):
+            conn.execute(statement)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
     applied = []
     for name, script in MIGRATIONS:
         if name in done:
             continue
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin()
         try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
+                conn.execute(schema_statement(conn.dialect, statement))
             conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
         except BaseException:
             conn.execute("ROLLBACK")
