@@ -161,6 +161,33 @@ def test_jobs_queue_and_resume_on_either_back_end(catalog_location, tmp_path):
         db.close()
 
 
+def test_servers_sharing_a_catalog_never_take_the_same_job(catalog_location, tmp_path):
+    with open_catalog(catalog_location, tmp_path) as catalog:
+        collection = catalog.create_collection("press", "s", "b")
+    servers = [ThreadConnections(catalog_location) for _ in range(3)]
+    try:
+        queued = [Jobs(servers[0]).create(collection.id, None, "folder", [f"/{n}"]).id
+                  for n in range(12)]  # fmt: skip
+        taken: list[list[int]] = [[] for _ in servers]
+
+        def work(n: int) -> None:
+            jobs = Jobs(servers[n])
+            while (job := jobs.claim_next()) is not None:
+                assert job.status == "running"
+                taken[n].append(job.id)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(len(servers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(i for ids in taken for i in ids) == queued
+        assert Jobs(servers[1]).claim_next() is None
+    finally:
+        for db in servers:
+            db.close()
+
+
 def test_a_new_portable_schema_step_runs_on_either_back_end(
     catalog_location, tmp_path, monkeypatch
 ):

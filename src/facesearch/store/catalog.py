@@ -246,17 +246,21 @@ class Catalog:
         key = self._data_keys.get(name)
         if key is not None:
             return key
-        row = self.conn.execute("SELECT wrapped FROM data_keys WHERE name = ?", (name,)).fetchone()
+        find = "SELECT wrapped FROM data_keys WHERE name = ?"
+        row = self.conn.execute(find, (name,)).fetchone()
+        if row is None:
+            with self.transaction():
+                # Again under the write lock: another process may have just made it.
+                row = self.conn.execute(find, (name,)).fetchone()
+                if row is None:
+                    key, wrapped = self.keyring.new_data_key(name.encode())
+                    self.conn.execute(
+                        "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (name, collection_id, wrapped, now()),
+                    )
         if row is not None:
             key = self.keyring.unwrap(row[0], name.encode())
-        else:
-            key, wrapped = self.keyring.new_data_key(name.encode())
-            with self.transaction():
-                self.conn.execute(
-                    "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, collection_id, wrapped, now()),
-                )
         self._data_keys[name] = key
         return key
 

@@ -91,6 +91,24 @@ class Jobs:
         )
         return None if row is None else _job(row)
 
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, marked running in one write transaction, so that
+        servers sharing a catalog never take the same job."""
+        if self.next_queued() is None:  # the common case needs no write lock
+            return None
+        stamp = now()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), "
+                    "message = NULL, updated_at = ? WHERE id = ?",
+                    (stamp, stamp, row[0]),
+                )
+        return None if row is None else self.get(row[0])
+
     def active_in(self, collection_id: int) -> list[Job]:
         rows = self.db.get().execute(
             _SELECT
