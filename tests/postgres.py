@@ -104,14 +104,25 @@ class PostgresServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+_server: PostgresServer | None = None
+
+
+def server() -> PostgresServer:
+    """This test process's server, started on first use and stopped when the session ends."""
+    global _server
+    if _server is None:
+        bin_dir = _bin_dir()
+        if bin_dir is None or not (bin_dir / "initdb").exists():
+            pytest.skip("PostgreSQL's server is not installed (Debian: apt-get install postgresql)")
+        _server = PostgresServer(bin_dir)
+    return _server
+
+
 @pytest.fixture(scope="session")
 def postgres():
-    bin_dir = _bin_dir()
-    if bin_dir is None or not (bin_dir / "initdb").exists():
-        pytest.skip("PostgreSQL's server is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir)
-    yield server
-    server.stop()
+    yield server()
+    if _server is not None:
+        _server.stop()
 
 
 @pytest.fixture

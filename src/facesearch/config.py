@@ -137,15 +137,15 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     # A postgresql://user:password@host:port/database URL puts the catalog (and
     # accounts, jobs, audit log) on a PostgreSQL server that several nodes share;
-    # unset, it is the SQLite file `catalog_path` in the data folder.
-    database_url: SecretStr | None = None
+    # unset, it is the SQLite file `catalog_path` in the data folder. A plain string,
+    # not a secret, so that settings passed to worker processes keep it: leave the
+    # password out and let libpq read it from ~/.pgpass or PGPASSWORD.
+    database_url: str | None = None
 
     @field_validator("database_url")
     @classmethod
-    def _postgresql_url(cls, url: SecretStr | None) -> SecretStr | None:
-        if url is not None and not url.get_secret_value().startswith(
-            ("postgresql://", "postgres://")
-        ):
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
             raise ValueError("FACESEARCH_DATABASE_URL must be a postgresql:// URL")
         return url
 
@@ -156,9 +156,7 @@ class Settings(BaseSettings):
     @property
     def catalog_location(self) -> Path | str:
         """The PostgreSQL URL when one is set, else the SQLite file."""
-        if self.database_url is not None:
-            return self.database_url.get_secret_value()
-        return self.catalog_path
+        return self.database_url or self.catalog_path
 
     @property
     def uploads_dir(self) -> Path:

@@ -45,13 +45,6 @@ def connect(target: Path | str, check_same_thread: bool = True) -> Connection:
     return SqliteConnection(Path(target), check_same_thread)
 
 
-def describe(target: Path | str) -> str:
-    """Where the catalog lives, without a password."""
-    if is_url(target):
-        return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", str(target))
-    return str(target)
-
-
 class Connection:
     dialect: str
 
