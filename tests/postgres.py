@@ -132,14 +132,14 @@ def database_url(postgres: PostgresServer) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request) -> str:
+def catalog_backend(request) -> str:
     return request.param
 
 
 @pytest.fixture
-def catalog_location(backend: str, tmp_path: Path, request) -> Path | str:
+def catalog_location(catalog_backend: str, tmp_path: Path, request) -> Path | str:
     """Where a fresh catalog lives on this back end: a SQLite file or a PostgreSQL URL."""
-    if backend == "postgresql":
+    if catalog_backend == "postgresql":
         return request.getfixturevalue("database_url")
     return tmp_path / "catalog.sqlite3"
 
@@ -150,18 +150,18 @@ def open_catalog(location: Path | str, key_dir: Path, check_same_thread: bool = 
 
 
 @pytest.fixture
-def backend_settings(backend: str, tmp_path: Path, cache_dir: Path, request) -> Settings:
+def catalog_settings(catalog_backend: str, tmp_path: Path, cache_dir: Path, request) -> Settings:
     """The `settings` fixture's installation, with its catalog on this back end."""
     extra = {}
-    if backend == "postgresql":
+    if catalog_backend == "postgresql":
         extra = {"database_url": request.getfixturevalue("database_url"),
                  "crypto": {"key_file": tmp_path / "master.key"}}  # fmt: skip
     return Settings(data_dir=tmp_path / "data", cache_dir=cache_dir, workers=1, **extra)
 
 
 @pytest.fixture
-def backend_engine(backend_settings: Settings, analyzer):
+def catalog_engine(catalog_settings: Settings, analyzer):
     from facesearch.engine import Engine
 
-    with Engine(backend_settings, analyzer=analyzer) as engine:
+    with Engine(catalog_settings, analyzer=analyzer) as engine:
         yield engine

@@ -61,8 +61,8 @@ def _assert_same_catalog(a: dict, b: dict) -> None:
             assert float(fa[4] @ fb[4]) > 0.9999
 
 
-def test_bad_files_are_recorded_and_the_batch_finishes(backend_engine, lfw, tmp_path):
-    engine = backend_engine  # on SQLite, then on PostgreSQL
+def test_bad_files_are_recorded_and_the_batch_finishes(catalog_engine, lfw, tmp_path):
+    engine = catalog_engine  # on SQLite, then on PostgreSQL
     good = _lfw_slice(lfw, 3)
     folder = _link_folder(tmp_path / "in", good)
     expected = write_bad_files(folder, good[0].read_bytes())
@@ -80,8 +80,8 @@ def test_bad_files_are_recorded_and_the_batch_finishes(backend_engine, lfw, tmp_
     assert engine.stats()["images"] == 3 and len(engine.catalog.errors()) == len(expected)
 
 
-def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(backend_engine, lfw, tmp_path):
-    engine = backend_engine  # on SQLite, then on PostgreSQL
+def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(catalog_engine, lfw, tmp_path):
+    engine = catalog_engine  # on SQLite, then on PostgreSQL
     folder = _link_folder(tmp_path / "in", _lfw_slice(lfw, 40))
     engine.settings.batch_images = 8
     engine.create_collection("c", "test", "test")
@@ -101,7 +101,7 @@ def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(backend_engine, lfw,
 
 @pytest.mark.slow
 def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(
-    backend, lfw, tmp_path, cache_dir, analyzer, request
+    catalog_backend, lfw, tmp_path, cache_dir, analyzer, request
 ):
     """The resumed catalog (on SQLite, then on PostgreSQL) equals a SQLite reference."""
     files = _lfw_slice(lfw, 120)
@@ -114,7 +114,7 @@ def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(
         engine.ingest([folder], "c")
 
     extra, env = {}, dict(os.environ)
-    if backend == "postgresql":
+    if catalog_backend == "postgresql":
         url, key = request.getfixturevalue("database_url"), tmp_path / "resumed.key"
         extra = {"database_url": url, "crypto": {"key_file": key}}
         env |= {"FACESEARCH_DATABASE_URL": url, "FACESEARCH_CRYPTO__KEY_FILE": str(key)}

@@ -36,9 +36,9 @@ def archive(engine, lfw):
 
 
 @pytest.fixture
-def backend_archive(backend_engine, lfw):
+def catalog_archive(catalog_engine, lfw):
     """The same, on SQLite and then on PostgreSQL."""
-    return _archive(backend_engine, lfw)
+    return _archive(catalog_engine, lfw)
 
 
 def _hits(engine, photo: bytes) -> list[str]:
@@ -46,9 +46,9 @@ def _hits(engine, photo: bytes) -> list[str]:
 
 
 def test_erasure_removes_the_face_at_once_and_the_block_list_keeps_the_person_out(
-    backend_archive, lfw
+    catalog_archive, lfw
 ):
-    engine = backend_archive
+    engine = catalog_archive
     audit, blocklist = governed(engine)
     probe = (lfw / PERSON / f"{PERSON}_0003.jpg").read_bytes()
     assert _hits(engine, probe)[0] == f"{PERSON}_0001.jpg"
@@ -80,8 +80,8 @@ def test_erasure_removes_the_face_at_once_and_the_block_list_keeps_the_person_ou
     assert audit.verify().ok
 
 
-def test_retention_purge_removes_what_expired_and_nothing_else(backend_engine, lfw):
-    engine = backend_engine
+def test_retention_purge_removes_what_expired_and_nothing_else(catalog_engine, lfw):
+    engine = catalog_engine
     audit = governed(engine)[0]
     people = _others(lfw, 6)
     for name, days in (("expiring", 1), ("fresh", 30), ("kept", None)):
