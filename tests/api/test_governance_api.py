@@ -196,8 +196,10 @@ def test_a_pending_authorisation_must_come_in_time_or_the_results_are_purged(
     app = build_app(settings, analyzer)
     with TestClient(app) as client:
         services = app.state.services
-        services.engine.create_collection("c", "wild", "test")
-        services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
+        # As the routes do: the retention thread uses the same engine from its start.
+        with services.engine_lock:
+            services.engine.create_collection("c", "wild", "test")
+            services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
         org = services.accounts.organisation_named("default")
         user, _ = services.auth.create_user("ines", org.id, "investigator", PASSWORD,
                                             must_change_password=False)  # fmt: skip
