@@ -120,7 +120,11 @@ def server() -> PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres():
-    yield server()
+    return server()
+
+
+def pytest_unconfigure(config) -> None:
+    """Stop this process's server when pytest (or an xdist worker) finishes."""
     if _server is not None:
         _server.stop()
 

@@ -56,6 +56,26 @@ def test_deletions_are_logged_in_order_for_the_indexes(catalog_location, tmp_pat
         assert min(third) > max(second)
 
 
+def test_a_batch_is_stored_in_order_and_the_same_content_once(catalog_location, tmp_path):
+    with open_catalog(catalog_location, tmp_path) as catalog:
+        press = catalog.create_collection("press", "s", "b")
+        run = catalog.start_run(press, ["/x"])
+        batch = [
+            _result("a.jpg", "aa", 2),
+            _result("copy-of-a.jpg", "aa", 2),
+            _result("bad.jpg", "cc", 0, error="truncated"),
+            _result("b.jpg", "bb", 1),
+        ]
+        assert catalog.store_results(press, run, batch, "m", "1") == (2, 3, 1)
+        assert [i["path"] for i in catalog.images()] == ["/x/a.jpg", "/x/b.jpg"]
+        faces = catalog.face_list()
+        assert [f["path"] for f in faces] == ["/x/a.jpg", "/x/a.jpg", "/x/b.jpg"]
+        assert [f["x"] for f in faces] == [0.0, 10.0, 0.0]
+        fixed = [_result("bad.jpg", "cc", 1)]
+        assert catalog.store_results(press, run, fixed, "m", "1") == (1, 1, 0)
+        assert catalog.errors() == []
+
+
 def test_a_writer_waits_for_the_other_so_ids_become_visible_in_order(catalog_location, tmp_path):
     """The vector indexes read faces above a high-water mark: a face committed after a
     reader saw id n must never have an id below n."""

@@ -341,56 +341,81 @@ class Catalog:
         """
         images = faces = errors = 0
         with self.transaction():
+            stored = []
             for result in results:
-                item = result.item
-                if result.error is not None:
-                    self.conn.execute(
-                        "INSERT INTO ingest_errors (collection_id, run_id, path, sha256, reason, "
-                        "at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, path) DO "
-                        "UPDATE SET run_id = excluded.run_id, sha256 = excluded.sha256, "
-                        "reason = excluded.reason, at = excluded.at",
-                        (collection.id, run_id, str(item.path), result.sha256, result.error, now()),
-                    )
-                    errors += 1
+                if result.error is None:
+                    stored.append(result)
                     continue
-                inserted = self.conn.execute(
-                    "INSERT INTO images (collection_id, sha256, path, source_url, "
-                    "captured_at, caption, width, height, size_bytes, face_count, run_id, "
-                    "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT DO NOTHING RETURNING id",
-                    (
-                        collection.id, result.sha256, str(item.path), item.source_url,
-                        item.captured_at, item.caption, result.width, result.height,
-                        result.size_bytes, len(result.faces), run_id, now(),
-                    ),
-                ).fetchone()  # fmt: skip
-                if inserted is None:
-                    continue
-                image_id = inserted[0]
-                images += 1
                 self.conn.execute(
-                    "DELETE FROM ingest_errors WHERE collection_id = ? AND path = ?",
-                    (collection.id, str(item.path)),
-                )
-                key = self.data_key(collection.id)
-                self.conn.executemany(
-                    "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, "
-                    "det_score, quality, model, model_version, embedding, thumbnail, sealed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    [
-                        (
-                            image_id, collection.id, *f.detection.box,
-                            f.detection.landmarks.astype("<f4").tobytes(), f.detection.score,
-                            f.quality, model, model_version,
-                            seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
-                                 _context("embedding", collection.id)),
-                            seal(key, f.thumbnail, _context("thumbnail", collection.id)),
-                        )
-                        for f in result.faces
-                    ],
+                    "INSERT INTO ingest_errors (collection_id, run_id, path, sha256, reason, "
+                    "at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, path) DO "
+                    "UPDATE SET run_id = excluded.run_id, sha256 = excluded.sha256, "
+                    "reason = excluded.reason, at = excluded.at",
+                    (collection.id, run_id, str(result.item.path), result.sha256, result.error,
+                     now()),
                 )  # fmt: skip
-                faces += len(result.faces)
+                errors += 1
+            # A few statements per batch, not per image: on PostgreSQL each one is a
+            # round trip made while holding the write lock.
+            for start in range(0, len(stored), 500):
+                added = self._insert_images(collection, run_id, stored[start : start + 500])
+                images += len(added)
+                faces += self._insert_faces(collection, added, model, model_version)
         return images, faces, errors
+
+    def _insert_images(
+        self, collection: Collection, run_id: int, results: list[ImageResult]
+    ) -> list[tuple[int, ImageResult]]:
+        """Insert the images not yet in the collection; (image id, result) of those added."""
+        stamp = now()
+        rows = self.conn.execute(
+            "INSERT INTO images (collection_id, sha256, path, source_url, captured_at, caption, "
+            "width, height, size_bytes, face_count, run_id, added_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(results))
+            + " ON CONFLICT DO NOTHING RETURNING id, sha256",
+            [value for r in results for value in (
+                collection.id, r.sha256, str(r.item.path), r.item.source_url, r.item.captured_at,
+                r.item.caption, r.width, r.height, r.size_bytes, len(r.faces), run_id, stamp,
+            )],
+        ).fetchall()  # fmt: skip
+        new = {sha256: image_id for image_id, sha256 in rows}
+        # In batch order, and the first of two results with the same content.
+        added = [(new.pop(r.sha256), r) for r in results if r.sha256 in new]
+        if added:
+            paths = [str(r.item.path) for _, r in added]
+            self.conn.execute(
+                f"DELETE FROM ingest_errors WHERE collection_id = ? "
+                f"AND path IN ({','.join('?' * len(paths))})",
+                [collection.id, *paths],
+            )
+        return added
+
+    def _insert_faces(
+        self, collection: Collection, added: list[tuple[int, ImageResult]], model: str,
+        model_version: str,
+    ) -> int:  # fmt: skip
+        key = self.data_key(collection.id)
+        rows = [
+            (
+                image_id, collection.id, *f.detection.box,
+                f.detection.landmarks.astype("<f4").tobytes(), f.detection.score, f.quality,
+                model, model_version,
+                seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
+                     _context("embedding", collection.id)),
+                seal(key, f.thumbnail, _context("thumbnail", collection.id)),
+            )
+            for image_id, result in added
+            for f in result.faces
+        ]  # fmt: skip
+        for start in range(0, len(rows), 200):
+            part = rows[start : start + 200]
+            self.conn.execute(
+                "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, det_score, "
+                "quality, model, model_version, embedding, thumbnail, sealed) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"] * len(part)),
+                [value for row in part for value in row],
+            )
+        return len(rows)
 
     # search support
 
