@@ -39,6 +39,12 @@ class ApiSettings(BaseModel):
     max_request_bytes: int = Field(1024 * 1024 * 1024, ge=1)
     session_hours: float = Field(12.0, gt=0)
     token_days: int = Field(90, ge=1)
+    # Failed logins within the window that lock an account name, or a client address
+    # (many names from one place), for `lockout_minutes`.
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_window_minutes: float = Field(15.0, gt=0)
+    lockout_minutes: float = Field(15.0, gt=0)
     # Server-side folders and manifests may be ingested only from under these;
     # empty means uploads only.
     allowed_roots: list[Path] = Field(default_factory=list)

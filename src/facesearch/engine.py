@@ -90,11 +90,11 @@ class Engine:
     def ingest(
         self,
         paths: list[Path],
-        collection: str,
+        collection: str | Collection,
         progress: ingest_module.Progress | None = None,
         screen: ingest_module.Screen | None = None,
     ) -> ingest_module.IngestReport:
-        target = self.catalog.collection(collection)
+        target = self._collection(collection)
         # Fetch once here, not in every worker process at the same moment.
         self.fetch_models([self.settings.detector, self.settings.embedder])
         analyzer = self.analyzer if self.settings.workers <= 1 else None
@@ -174,7 +174,7 @@ class Engine:
         photo: bytes,
         top_k: int = 10,
         face: int | None = None,
-        collections: list[str] | None = None,
+        collections: list[str | Collection] | None = None,
         limits: DecodeSettings | None = None,
     ) -> SearchResult:
         """Rank stored faces by similarity to one face of the probe photo.
@@ -203,7 +203,7 @@ class Engine:
         )
 
     def search_face(
-        self, face_id: int, top_k: int = 10, collections: list[str] | None = None
+        self, face_id: int, top_k: int = 10, collections: list[str | Collection] | None = None
     ) -> tuple[list[Hit], int]:
         """Rank stored faces by similarity to a stored face, which is left out."""
         vector, model, version = self.catalog.embedding(face_id)
@@ -218,13 +218,13 @@ class Engine:
         return [replace(h, rank=n) for n, h in enumerate(others, start=1)], max(searched - 1, 0)
 
     def rank(
-        self, embedding: np.ndarray, top_k: int, collections: list[str] | None = None
+        self, embedding: np.ndarray, top_k: int, collections: list[str | Collection] | None = None
     ) -> tuple[list[Hit], int]:
         """The stored faces nearest to `embedding`, best first, and how many were searched."""
         index = self._vector_index()
         allowed = None
         if collections is not None:
-            chosen = [self.catalog.collection(name) for name in collections]
+            chosen = [self._collection(c) for c in collections]
             allowed = self.catalog.face_ids(chosen) if chosen else np.zeros(0, np.int64)
             if not len(allowed):
                 return [], 0
@@ -244,6 +244,12 @@ class Engine:
         hits = self._calibrated(hits)
         searched = len(index) if allowed is None else len(allowed)
         return hits, searched
+
+    def _collection(self, collection: str | Collection) -> Collection:
+        """A collection given as itself, or by a name that only one organisation uses."""
+        if isinstance(collection, Collection):
+            return collection
+        return self.catalog.collection(collection)
 
     def reload_index(self) -> None:
         """Close the index; the next search reopens it and catches up with the catalog."""

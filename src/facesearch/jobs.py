@@ -115,8 +115,8 @@ class JobRunner:
             catalog = Catalog.open(self.settings)
             with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
                 screen = self.screen_for(engine) if self.screen_for else None
-                report = engine.ingest([Path(p) for p in job.inputs], job.collection, progress,
-                                       screen)  # fmt: skip
+                target = catalog.collection(job.collection, job.organisation_id)
+                report = engine.ingest([Path(p) for p in job.inputs], target, progress, screen)
                 self.last_report[job.id] = report
         except _Stop:
             with self._lock:

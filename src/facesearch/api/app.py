@@ -35,6 +35,7 @@ from ..errors import (
 from ..governance.audit import IngestFinished, Who, audit_log
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
 from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
+from ..governance.throttle import LoginThrottle, TooManyAttempts
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
@@ -58,6 +59,7 @@ STATUS = (
     (ImageTooLarge, 413),
     (UnsupportedImage, 415),
     (ImageRejected, 422),
+    (TooManyAttempts, 429),
     (FacesearchError, 400),
 )
 
@@ -108,7 +110,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
-        audit=audit_log(settings, db.transaction, db.get),
+        audit=audit_log(settings, db.transaction, db.get), throttle=LoginThrottle(settings.api),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -144,7 +146,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     docs_static = Path(fastapi_offline.__file__).parent / "static"
     app.mount("/docs-static", StaticFiles(directory=docs_static), name="docs-static")
     _add_error_handlers(app)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https_only=settings.api.secure_cookies)
     app.add_middleware(ClientOrigin)
     app.add_middleware(MetricsMiddleware, metrics=lambda: services.metrics)
     return app
@@ -154,7 +156,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FacesearchError)
     async def facesearch_error(request: Request, exc: FacesearchError) -> JSONResponse:
         code = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
         return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -219,36 +223,54 @@ class RetentionPurger:
 
 
 class SecurityHeaders:
-    """Headers that keep pages from being framed, sniffed or fed foreign scripts."""
+    """Headers that keep pages from being framed, sniffed, cached or fed foreign scripts.
+
+    Everything but the static files may carry faces or personal data, so nothing
+    else may be stored by a browser or a proxy. A route may send its own policy
+    (the API documentation allows its one inline script by hash).
+    """
 
     PAGE_POLICY = (
         "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+        "object-src 'none'"
     )
-    # Swagger UI starts itself with an inline script.
-    DOCS_POLICY = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
-    )
+    # The browser features no page here uses.
+    PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+    HSTS = b"max-age=31536000; includeSubDomains"
+    STATIC = ("/static/", "/docs-static/")
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, https_only: bool = False) -> None:
         self.app = app
+        # Behind a TLS proxy the request looks like http; the operator says so
+        # with FACESEARCH_API__SECURE_COOKIES.
+        self.https_only = https_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self.DOCS_POLICY if scope["path"] == "/docs" else self.PAGE_POLICY
+        static = scope["path"].startswith(self.STATIC)
+        https = self.https_only or scope.get("scheme") == "https"
 
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
                 headers += [
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"same-origin"),
-                    (b"content-security-policy", policy.encode()),
+                    (b"permissions-policy", self.PERMISSIONS.encode()),
+                    (b"cross-origin-opener-policy", b"same-origin"),
                 ]
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", self.PAGE_POLICY.encode()))
+                if not static:
+                    headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                if https:
+                    headers.append((b"strict-transport-security", self.HSTS))
                 message["headers"] = headers
             await send(message)
 

@@ -9,7 +9,7 @@ from ..store.catalog import Catalog, Collection, FaceRow
 
 def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:
     try:
-        collection = catalog.collection(name)
+        collection = catalog.collection(name, actor.organisation_id)
     except NotFound:
         collection = None
     if collection is None or collection.organisation_id != actor.organisation_id:
@@ -19,6 +19,12 @@ def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:
 
 def own_collection_names(catalog: Catalog, actor: Actor) -> list[str]:
     return [c["name"] for c in catalog.collections(actor.organisation_id)]
+
+
+def own_collections(catalog: Catalog, actor: Actor) -> list[Collection]:
+    """Every collection of the actor's organisation (names alone are ambiguous
+    across organisations, so the engine is given these)."""
+    return [own_collection(catalog, actor, name) for name in own_collection_names(catalog, actor)]
 
 
 def own_image(catalog: Catalog, actor: Actor, image_id: int) -> dict:
@@ -33,13 +39,7 @@ def own_image(catalog: Catalog, actor: Actor, image_id: int) -> dict:
 
 def own_face(catalog: Catalog, actor: Actor, face_id: int) -> FaceRow:
     row = catalog.faces([face_id]).get(face_id)
-    if row is None or own_collection_or_none(catalog, actor, row.collection) is None:
+    # By the image's organisation: another organisation may use the same collection name.
+    if row is None or catalog.image(row.image_id)["organisation_id"] != actor.organisation_id:
         raise NotFound(f"no face with id {face_id}")
     return row
-
-
-def own_collection_or_none(catalog: Catalog, actor: Actor, name: str) -> Collection | None:
-    try:
-        return own_collection(catalog, actor, name)
-    except NotFound:
-        return None

@@ -10,6 +10,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..governance.audit import AuditLog, Who
 from ..governance.auth import Actor, Authenticator
+from ..governance.throttle import LoginThrottle
 from ..jobs import JobRunner
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
@@ -79,6 +80,7 @@ class Services:
     metrics: Metrics
     # The audit log over per-thread connections; see `record`.
     audit: AuditLog
+    throttle: LoginThrottle
     engine_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, actor: Actor | str | None, event, origin: str = "", organisation_id=None):

@@ -178,6 +178,16 @@ class LoginFailed(Event):
     username: str
 
 
+@dataclass(frozen=True)
+class LoginLocked(Event):
+    """Logins refused for a while after too many failures; or such a lock lifted."""
+
+    action: ClassVar[str] = "login_locked"
+    kind: str  # "account" or "address"
+    key: str
+    seconds: float  # 0 when an administrator lifted the lock
+
+
 def canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..engine import Engine
 from ..store.audit import AuditStore
+from ..store.catalog import Collection
 from ..store.migrations import now
 from ..types import ImageResult
 from .audit import (
@@ -94,7 +95,7 @@ class HeldFace:
 
 
 def access_report(
-    engine: Engine, audit: AuditLog, who: Who, photo: bytes, collections: list[str],
+    engine: Engine, audit: AuditLog, who: Who, photo: bytes, collections: list[str | Collection],
     reference: str, received_at: str | None, threshold: float, top_k: int = 200,
 ) -> tuple[list[HeldFace], int]:  # fmt: skip
     """Every face of the person in `photo` held in `collections`, with the searches that
@@ -105,7 +106,8 @@ def access_report(
     logged = audit.record(who, SearchPerformed(
         purpose="data subject access request", case=reference, authorisation=None,
         probe_sha256=hashlib.sha256(photo).hexdigest(), probe_face_id=None,
-        collections=collections, face_ids=[h.face_id for h in hits],
+        collections=[c if isinstance(c, str) else c.name for c in collections],
+        face_ids=[h.face_id for h in hits],
         scores=[round(h.score, 4) for h in hits], searched_faces=result.searched_faces,
         access_request=True,
     ))  # fmt: skip

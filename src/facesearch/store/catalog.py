@@ -32,6 +32,9 @@ class Collection:
     organisation_id: int | None = None
 
 
+COLLECTION_COLUMNS = "id, name, source, legal_basis, retention_days, created_at, organisation_id"
+
+
 @dataclass(frozen=True)
 class FaceRow:
     face_id: int
@@ -111,28 +114,43 @@ class Catalog:
             raise FacesearchError("retention must be at least one day")
         try:
             with self.transaction():
-                self.conn.execute(
+                row = self.conn.execute(
                     "INSERT INTO collections (name, source, legal_basis, retention_days, "
                     "created_at, organisation_id) VALUES (?, ?, ?, ?, ?, COALESCE(?, "
-                    "(SELECT id FROM organisations WHERE name = 'default')))",
+                    "(SELECT id FROM organisations WHERE name = 'default'))) RETURNING id",
                     (name, source.strip(), legal_basis.strip(), retention_days, now(),
                      organisation_id),
-                )  # fmt: skip
+                ).fetchone()  # fmt: skip
         except IntegrityError:
             raise Conflict(f"collection {name!r} already exists") from None
-        return self.collection(name)
+        return self._collection_with_id(row[0])
 
-    def collection(self, name: str) -> Collection:
-        row = self.conn.execute(
-            "SELECT id, name, source, legal_basis, retention_days, created_at, organisation_id "
-            "FROM collections WHERE name = ?",
-            (name,),
-        ).fetchone()
-        if row is None:
+    def collection(self, name: str, organisation_id: int | None = None) -> Collection:
+        """The collection named `name`: in `organisation_id` when it is given; else the
+        only one of that name (names are unique per organisation, not across them)."""
+        rows = self.conn.execute(
+            f"SELECT {COLLECTION_COLUMNS} FROM collections "
+            "WHERE name = ? AND (? IS NULL OR organisation_id = ?)",
+            (name, organisation_id, organisation_id),
+        ).fetchall()
+        if not rows:
             raise NotFound(
                 f"no collection named {name!r}; create it first with "
                 f"'facesearch collections create {name} --source … --legal-basis …'"
             )
+        if len(rows) > 1:
+            raise Conflict(
+                f"{len(rows)} organisations have a collection named {name!r}; "
+                "name the organisation too"
+            )
+        return Collection(*rows[0])
+
+    def _collection_with_id(self, collection_id: int | None) -> Collection:
+        row = self.conn.execute(
+            f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE id = ?", (collection_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no collection with id {collection_id}")
         return Collection(*row)
 
     def collections(self, organisation_id: int | None = None) -> list[dict]:
@@ -160,7 +178,7 @@ class Catalog:
                 "UPDATE collections SET retention_days = ? WHERE id = ?",
                 (retention_days, collection.id),
             )
-        return self.collection(collection.name)
+        return self._collection_with_id(collection.id)
 
     def delete_collection(self, collection: Collection) -> None:
         """The collection with its images, faces, runs, errors and data key."""

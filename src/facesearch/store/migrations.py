@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .database import Connection, schema_statement, setup_statements
+from .database import (
+    POSTGRESQL,
+    SQLITE,
+    Connection,
+    IntegrityError,
+    schema_statement,
+    setup_statements,
+)
 
 # Face and image ids are never reused (AUTOINCREMENT): vector indexes and audit
 # records refer to them long after a row is deleted.
@@ -218,7 +225,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX verifications_by_search ON verifications(search_seq, face_id)
         """,
     ),
+    (
+        # Collection names are unique per organisation, not across the installation:
+        # a name taken elsewhere must not be refused (that refusal would tell one
+        # organisation what another holds). The table is rebuilt (the only portable
+        # way to drop a UNIQUE constraint); `migrate` holds foreign-key actions off
+        # meanwhile, so dropping the old table cascades nowhere.
+        "0011_collection_names_per_organisation",
+        """
+        CREATE TABLE collections_0011 (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            legal_basis TEXT NOT NULL,
+            retention_days INTEGER,
+            created_at TEXT NOT NULL,
+            organisation_id INTEGER REFERENCES organisations(id),
+            UNIQUE (organisation_id, name)
+        );
+        INSERT INTO collections_0011
+            (id, name, source, legal_basis, retention_days, created_at, organisation_id)
+            SELECT id, name, source, legal_basis, retention_days, created_at, organisation_id
+            FROM collections;
+        DROP TABLE collections;
+        ALTER TABLE collections_0011 RENAME TO collections;
+        CREATE INDEX collections_by_organisation ON collections(organisation_id)
+        """,
+    ),
 ]
+
+# Where a step's portable SQL cannot work on one back end, its script there. SQLite
+# changes a constraint only by rebuilding the table; PostgreSQL cannot drop a table
+# that others reference, and alters the constraint in place instead.
+DIALECT_SCRIPTS: dict[tuple[str, str], str] = {
+    ("0011_collection_names_per_organisation", POSTGRESQL): """
+        ALTER TABLE collections DROP CONSTRAINT collections_name_key;
+        ALTER TABLE collections ADD CONSTRAINT collections_organisation_name_key
+            UNIQUE (organisation_id, name)
+        """,
+}
 
 
 def now() -> str:
@@ -244,20 +289,38 @@ def migrate(conn: Connection) -> list[str]:
     conn.execute("COMMIT")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
     applied = []
-    for name, script in MIGRATIONS:
-        if name in done:
-            continue
-        conn.begin()
-        try:
-            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                conn.execute("COMMIT")
+    sqlite = conn.dialect == SQLITE
+    if sqlite:
+        # Steps that rebuild a table drop the old one: with foreign keys enforced, SQLite
+        # would first delete its rows and cascade. Off during the steps (it cannot change
+        # inside a transaction), each step is checked for dangling references instead.
+        enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for name, script in MIGRATIONS:
+            if name in done:
                 continue
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(schema_statement(conn.dialect, statement))
-            conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        applied.append(name)
+            conn.begin()
+            try:
+                if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    conn.execute("COMMIT")
+                    continue
+                script = DIALECT_SCRIPTS.get((name, conn.dialect), script)
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(schema_statement(conn.dialect, statement))
+                if sqlite:
+                    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        raise IntegrityError(
+                            f"schema step {name} leaves {len(dangling)} dangling references"
+                        )
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            applied.append(name)
+    finally:
+        if sqlite:
+            conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
     return applied

@@ -12,10 +12,11 @@ from fastapi.templating import Jinja2Templates
 
 from .. import __version__
 from ..api.deps import SESSION_COOKIE, ServicesDep, resolve_actor
-from ..api.routes.auth import set_session_cookie
+from ..api.routes.auth import attempt_login, client_address, set_session_cookie
 from ..api.schemas import LEAD_NOTICE
 from ..errors import FacesearchError
 from ..governance.auth import Actor, AuthenticationFailed, Permission
+from ..governance.throttle import TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
@@ -104,7 +105,12 @@ def login_form(
         return _render(request, "login.html", None, status=403, next="/",
                        error="this form must be sent from this site")  # fmt: skip
     try:
-        token, actor = services.auth.login(username, password)
+        token, actor = attempt_login(services, username, password, client_address(request))
+    except TooManyAttempts as exc:
+        page = _render(request, "login.html", None, status=429, next=_safe_next(next),
+                       error=str(exc), username=username)  # fmt: skip
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     except FacesearchError as exc:
         return _render(request, "login.html", None, status=401, next=_safe_next(next),
                        error=str(exc), username=username)  # fmt: skip

@@ -126,6 +126,17 @@ def update_user(
     return UserCreated(**UserOut.of(user).model_dump(), one_time_password=password)
 
 
+@router.post("/users/{user_id}/unlock")
+def unlock_user(
+    user_id: int, services: ServicesDep, actor: Actor = require(P.USERS_MANAGE)
+) -> dict:
+    """Lift a lock-out after too many failed logins (the failures are forgotten too)."""
+    user = services.accounts.user(user_id)
+    was_locked = services.throttle.unlock(user.username)
+    services.record(actor, AccountChanged(user.username, "login lock lifted"))
+    return {"username": user.username, "was_locked": was_locked}
+
+
 # API tokens
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ...errors import FacesearchError
-from ...governance.audit import LoginFailed, LoginSucceeded
-from ...governance.auth import Actor, AuthenticationFailed, Permission
+from ...governance.audit import LoginFailed, LoginLocked, LoginSucceeded
+from ...governance.auth import Actor, AuthenticationFailed, Permission, sha256
+from ...store.accounts import User
 from ..deps import SESSION_COOKIE, ActorDep, ServicesDep, require
 from ..schemas import LoginIn, LoginOut, Me, PasswordChange
 from ..state import Services
@@ -29,20 +30,46 @@ def set_session_cookie(response: Response, services: Services, token: str) -> No
     )  # fmt: skip
 
 
+def attempted_name(typed: str, known: User | None) -> str:
+    """What the audit log keeps of a name typed at login: the account's name, or for
+    a name no account has only a short hash (people type passwords into it)."""
+    if known is not None:
+        return known.username
+    return "unknown:" + sha256(typed.strip().casefold())[:12]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "api"
+
+
+def attempt_login(services: Services, username: str, password: str, origin: str):
+    """Log in unless the name or the address is locked out; failures and the locks
+    they cause are audited (under the account's organisation, so its supervisors
+    see them). Returns the session token and its actor."""
+    services.throttle.check(username, origin)
+    try:
+        token, actor = services.auth.login(username, password)
+    except AuthenticationFailed:
+        known = services.accounts.user_named(username.strip())
+        organisation_id = known.organisation_id if known else None
+        name = attempted_name(username, known)
+        services.record("anonymous", LoginFailed(name), origin, organisation_id)
+        for lock in services.throttle.failed(username, origin):
+            key = name if lock.kind == "account" else lock.key
+            services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
+                            organisation_id)  # fmt: skip
+        raise
+    services.throttle.succeeded(username)
+    services.record(actor, LoginSucceeded(actor.username), origin)
+    return token, actor
+
+
 @router.post("/login", response_model=LoginOut)
 def login(body: LoginIn, request: Request, response: Response, services: ServicesDep) -> LoginOut:
     """Start a browser session: sets an HttpOnly cookie and returns the CSRF token
-    to send as X-CSRF-Token with every request that changes something."""
-    origin = request.client.host if request.client else "api"
-    try:
-        token, actor = services.auth.login(body.username, body.password)
-    except AuthenticationFailed:
-        # Filed under the account's organisation, so its supervisors see it.
-        known = services.accounts.user_named(body.username)
-        services.record("anonymous", LoginFailed(body.username[:100]), origin,
-                        known.organisation_id if known else None)  # fmt: skip
-        raise
-    services.record(actor, LoginSucceeded(actor.username), origin)
+    to send as X-CSRF-Token with every request that changes something. Too many
+    failures lock the name (or the client address) for a while: 429 with Retry-After."""
+    token, actor = attempt_login(services, body.username, body.password, client_address(request))
     set_session_cookie(response, services, token)
     return LoginOut(csrf_token=actor.csrf_token or "", me=me(actor))
 
@@ -63,12 +90,20 @@ def who_am_i(actor: ActorDep) -> Me:
 
 @router.post("/password", response_model=Me)
 def change_password(
-    body: PasswordChange, response: Response, services: ServicesDep,
+    body: PasswordChange, request: Request, response: Response, services: ServicesDep,
     actor: Actor = require(Permission.ACCOUNT),
 ) -> Me:  # fmt: skip
     """Replace one's password; every session ends, and this one is renewed."""
     user = services.accounts.user(actor.user_id)
+    origin = client_address(request)
+    # A stolen session must not become a way to guess the password.
+    services.throttle.check(user.username, origin)
     if not services.auth.verify_password(user, body.current_password):
+        services.record(actor, LoginFailed(user.username), origin)
+        for lock in services.throttle.failed(user.username, origin):
+            key = user.username if lock.kind == "account" else lock.key
+            services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
+                            actor.organisation_id)  # fmt: skip
         raise AuthenticationFailed("the current password is wrong")
     if body.new_password == body.current_password:
         raise FacesearchError("the new password must differ from the current one")

@@ -23,7 +23,8 @@ P = Permission
 # Formats every browser shows as they are; others are re-encoded as JPEG.
 BROWSER_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png",
                  "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp"}  # fmt: skip
-PRIVATE_CACHE = {"Cache-Control": "private, max-age=3600"}
+# Faces are biometric data: no browser or proxy may keep a copy.
+PRIVATE_CACHE = {"Cache-Control": "no-store"}
 
 
 def _image_out(catalog: Catalog, image: dict) -> ImageOut:

@@ -17,7 +17,7 @@ from ...governance.auth import Actor, Permission
 from ...governance.rights import Blocklist, access_report, erase
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import ErasureIn
-from ..scope import own_collection_names, own_face
+from ..scope import own_collections, own_face
 from ..state import client_origin
 
 router = APIRouter(tags=["oversight"])
@@ -84,11 +84,11 @@ def rights_access(
     data = photo.file.read(limit + 1)
     if len(data) > limit:
         raise ImageTooLarge(f"the photo is above the limit of {limit:,} bytes")
-    names = own_collection_names(services.catalog, actor)
+    chosen = own_collections(services.catalog, actor)
     who = Who(actor.username, actor.organisation_id, client_origin.get())
     with services.engine_lock:
         held, seq = access_report(
-            services.engine, services.audit, who, data, names, reference,
+            services.engine, services.audit, who, data, chosen, reference,
             received_at.isoformat() if received_at else None,
             services.settings.governance.access_threshold,
         )  # fmt: skip

@@ -31,7 +31,7 @@ from ..schemas import (
     VerificationIn,
     VerificationOut,
 )
-from ..scope import own_collection, own_collection_names, own_face
+from ..scope import own_collection, own_collections, own_face
 from ..state import Services
 
 router = APIRouter(prefix="/api/search", tags=["search"])
@@ -68,15 +68,16 @@ def search(
         raise FacesearchError(f"top must be at most {limits.max_top_k}")
     catalog = services.catalog
     if collection:
-        names = [own_collection(catalog, actor, name).name for name in collection]
+        chosen = [own_collection(catalog, actor, name) for name in collection]
     else:
-        names = own_collection_names(catalog, actor)
+        chosen = own_collections(catalog, actor)
+    names = [c.name for c in chosen]
     response.headers["Cache-Control"] = "no-store"
     engine = services.engine
     if face_id is not None:
         own_face(catalog, actor, face_id)
         with services.engine_lock:
-            hits, searched = engine.search_face(face_id, top, names)
+            hits, searched = engine.search_face(face_id, top, chosen)
         services.metrics.searches.labels("face").inc()
         entry = _log_search(services, actor, bound, None, face_id, names, hits, searched)
         return SearchResponse(
@@ -92,7 +93,7 @@ def search(
         max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels
     )
     with services.engine_lock:
-        result = engine.search(data, top, face, names, probe_limits)
+        result = engine.search(data, top, face, chosen, probe_limits)
     services.metrics.searches.labels("photo").inc()
     # Only the probe's hash is kept; the photo itself is gone with this request.
     entry = _log_search(
