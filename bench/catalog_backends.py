@@ -41,18 +41,19 @@ from facesearch.types import Detection, FaceRecord, ImageResult, SourceItem  # n
 BATCH = 16
 # Written under the table; the figures it quotes are from the committed run.
 NOTE = """
-What it means. The machine was shared with other jobs (load average near 30 on 2 cores), so every
-PostgreSQL statement waited for its server process to be scheduled: a bare `SELECT 1` took
-0.1 ms measured alone and 1.6 to 5 ms at the height of that load, which is most of the gap
-to SQLite (an in-process library call). A batch is about six statements whatever its size, so
-store cost per image is flat in the catalog's size (1,000 and 4,000 images above); the index
-catch-up read is one streamed query and runs at the same rate on both. One node ingests
-about 28 LFW images/s with the models on these 2 cores (bench/results/ingest.md), well below
-either store rate, so the catalog is not what limits a node. Nodes sharing one catalog write
-one batch at a time (the writer lock), so together they store at most one batch per batch
-time: here about 120 to 170 images/s; on a dedicated database server that figure is what to
-measure first, and a network adds one round trip (typically 0.1 to 0.5 ms in a data centre)
-per statement.
+What it means. SQLite is a library call in the process; every PostgreSQL statement is a round
+trip to a server process, so the gap is round trips, not work: a batch is about six statements
+whatever its size, which is why store cost per image is flat in the catalog's size (1,000 and
+4,000 images above); the index catch-up read is one query that streams every row, 1 to 4
+times slower than SQLite's (its rows arrive as text and are decoded). The
+machine was shared with other jobs (load average above); in an earlier run at a load average
+near 30 the same PostgreSQL figures were 5 to 8 times worse (120 to 170 images/s, 16 to 24 ms
+per lookup) because each statement waited for its server process to be scheduled. One node
+ingests about 28 LFW images/s with the models on these 2 cores (bench/results/ingest.md), far
+below either store rate, so the catalog does not limit a node. Nodes sharing one catalog write
+one batch at a time (the writer lock), so together they store at most one batch per batch time,
+here about 1,000 images/s; a network adds one round trip (typically 0.1 to 0.5 ms in a data
+centre) per statement, and a search adds one lookup of its hits (about 2 ms here).
 """
 
 
