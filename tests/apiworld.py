@@ -8,6 +8,7 @@ browser session with its CSRF token), so the whole access path is exercised.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,16 +48,24 @@ class World:
 
 
 def make_settings(base: Path, cache_dir: Path, **api: object) -> Settings:
+    """An installation in `base`; FACESEARCH_TEST_DATABASE=postgresql puts its catalog
+    on the tests' PostgreSQL server (tests/postgres.py) instead of SQLite."""
     allowed = base / "allowed"
     allowed.mkdir(parents=True, exist_ok=True)
+    extra: dict = {}
+    if os.environ.get("FACESEARCH_TEST_DATABASE") == "postgresql":
+        import postgres
+
+        extra = {"database_url": postgres.server().create_database(),
+                 "crypto": {"key_file": base / "master.key"}}  # fmt: skip
     return Settings(
         data_dir=base / "data", cache_dir=cache_dir, workers=1,
-        api=ApiSettings(allowed_roots=[allowed], **api),
+        api=ApiSettings(allowed_roots=[allowed], **api), **extra,
     )  # fmt: skip
 
 
 def build_app(settings: Settings, analyzer):
-    engine = Engine(settings, Catalog(settings.catalog_path, check_same_thread=False), analyzer)
+    engine = Engine(settings, Catalog.open(settings, check_same_thread=False), analyzer)
     return create_app(settings, engine=engine)
 
 

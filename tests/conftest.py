@@ -16,7 +16,7 @@ from facesearch.engine import Engine
 from facesearch.pipeline.analyze import Analyzer
 
 # The service's fixtures (a running app with an account per role) live beside this file.
-pytest_plugins = ("apiworld",)
+pytest_plugins = ("apiworld", "postgres")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACESEARCH_DATA", ROOT.parent / "shared" / "data"))

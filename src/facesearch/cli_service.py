@@ -26,7 +26,7 @@ err = Console(stderr=True)
 
 
 def _accounts(settings: Settings) -> tuple[ThreadConnections, Accounts, Authenticator]:
-    db = ThreadConnections(settings.catalog_path)
+    db = ThreadConnections(settings.catalog_location)
     accounts = Accounts(db)
     return db, accounts, Authenticator(accounts, settings.api)
 

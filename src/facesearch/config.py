@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -164,10 +164,28 @@ class Settings(BaseSettings):
     mode: str = Field("local", pattern="^(local|production)$")
     index: IndexSettings = IndexSettings()
     ray: RaySettings = RaySettings()
+    # A postgresql://user:password@host:port/database URL puts the catalog (and
+    # accounts, jobs, audit log) on a PostgreSQL server that several nodes share;
+    # unset, it is the SQLite file `catalog_path` in the data folder. A plain string,
+    # not a secret, so that settings passed to worker processes keep it: leave the
+    # password out and let libpq read it from ~/.pgpass or PGPASSWORD.
+    database_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("FACESEARCH_DATABASE_URL must be a postgresql:// URL")
+        return url
 
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """The PostgreSQL URL when one is set, else the SQLite file."""
+        return self.database_url or self.catalog_path
 
     @property
     def uploads_dir(self) -> Path:

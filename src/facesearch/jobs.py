@@ -85,7 +85,7 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job = self.jobs.next_queued()
+            job = self.jobs.claim_next()
             if job is None:
                 self._wake.wait(timeout=5)
                 self._wake.clear()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 
 from apiworld import PASSWORD, PURPOSE, build_app, make_settings, upload, wait_for_job
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from facesearch.config import GovernanceSettings
 from facesearch.governance.audit import Who
 from facesearch.governance.rights import purge_expired_pending
+from facesearch.store.database import connect
 
 PERSON = "Aaron_Peirsol"
 
@@ -178,8 +178,9 @@ def test_tampering_is_reported_by_the_api(tmp_path, cache_dir, analyzer):
         for _ in range(3):
             client.post("/api/auth/login", json={"username": "aud", "password": "nope nope"})
         assert client.get("/api/audit/verify", headers=headers).json()["ok"]
-        with sqlite3.connect(settings.catalog_path) as conn:
-            conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+        conn = connect(settings.catalog_location)
+        conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = 2")
+        conn.close()
         broken = client.get("/api/audit/verify", headers=headers).json()
         assert not broken["ok"] and broken["broken_seq"] == 2
 
@@ -195,8 +196,10 @@ def test_a_pending_authorisation_must_come_in_time_or_the_results_are_purged(
     app = build_app(settings, analyzer)
     with TestClient(app) as client:
         services = app.state.services
-        services.engine.create_collection("c", "wild", "test")
-        services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
+        # As the routes do: the retention thread uses the same engine from its start.
+        with services.engine_lock:
+            services.engine.create_collection("c", "wild", "test")
+            services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
         org = services.accounts.organisation_named("default")
         user, _ = services.auth.create_user("ines", org.id, "investigator", PASSWORD,
                                             must_change_password=False)  # fmt: skip

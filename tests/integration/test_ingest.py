@@ -2,7 +2,6 @@
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from badfiles import write_bad_files
 from facesearch.config import Settings
 from facesearch.engine import Engine
 from facesearch.store.catalog import Catalog
+from facesearch.store.database import connect
 
 
 def _lfw_slice(lfw: Path, count: int) -> list[Path]:
@@ -28,20 +28,22 @@ def _link_folder(folder: Path, files: list[Path]) -> Path:
     return folder
 
 
-def _snapshot(catalog_path: Path) -> dict:
+def _snapshot(settings: Settings) -> dict:
     """The catalog's content, independent of row ids and insertion order."""
-    conn = sqlite3.connect(catalog_path)
-    images = sorted(conn.execute("SELECT sha256, path, width, height, face_count FROM images"))
-    faces = {}
-    # Embeddings are sealed at rest; the catalog opens them with the key beside it.
-    with Catalog(catalog_path) as catalog:
+    # Embeddings are sealed at rest; the catalog opens them with the configured key.
+    with Catalog.open(settings) as catalog:
+        conn = catalog.conn
+        images = sorted(
+            tuple(r)
+            for r in conn.execute("SELECT sha256, path, width, height, face_count FROM images")
+        )
+        faces = {}
         for sha, x, y, w, h, face_id in conn.execute(
             "SELECT i.sha256, f.x, f.y, f.w, f.h, f.id FROM faces f "
             "JOIN images i ON i.id = f.image_id"
         ):
             faces.setdefault(sha, []).append((x, y, w, h, catalog.embedding(face_id)[0]))
-    errors = sorted(conn.execute("SELECT path, reason FROM ingest_errors"))
-    conn.close()
+        errors = sorted(tuple(r) for r in conn.execute("SELECT path, reason FROM ingest_errors"))
     return {"images": images, "faces": faces, "errors": errors}
 
 
@@ -59,7 +61,8 @@ def _assert_same_catalog(a: dict, b: dict) -> None:
             assert float(fa[4] @ fb[4]) > 0.9999
 
 
-def test_bad_files_are_recorded_and_the_batch_finishes(engine, lfw, tmp_path):
+def test_bad_files_are_recorded_and_the_batch_finishes(catalog_engine, lfw, tmp_path):
+    engine = catalog_engine  # on SQLite, then on PostgreSQL
     good = _lfw_slice(lfw, 3)
     folder = _link_folder(tmp_path / "in", good)
     expected = write_bad_files(folder, good[0].read_bytes())
@@ -77,7 +80,8 @@ def test_bad_files_are_recorded_and_the_batch_finishes(engine, lfw, tmp_path):
     assert engine.stats()["images"] == 3 and len(engine.catalog.errors()) == len(expected)
 
 
-def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(engine, lfw, tmp_path):
+def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(catalog_engine, lfw, tmp_path):
+    engine = catalog_engine  # on SQLite, then on PostgreSQL
     folder = _link_folder(tmp_path / "in", _lfw_slice(lfw, 40))
     engine.settings.batch_images = 8
     engine.create_collection("c", "test", "test")
@@ -96,7 +100,10 @@ def test_ctrl_c_keeps_what_was_stored_and_a_rerun_completes(engine, lfw, tmp_pat
 
 
 @pytest.mark.slow
-def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(lfw, tmp_path, cache_dir, analyzer):
+def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(
+    catalog_backend, lfw, tmp_path, cache_dir, analyzer, request
+):
+    """The resumed catalog (on SQLite, then on PostgreSQL) equals a SQLite reference."""
     files = _lfw_slice(lfw, 120)
     folder = _link_folder(tmp_path / "in", files)
     write_bad_files(folder / "bad", files[0].read_bytes())
@@ -106,7 +113,12 @@ def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(lfw, tmp_path, cac
         engine.create_collection("c", "test", "test")
         engine.ingest([folder], "c")
 
-    interrupted = Settings(data_dir=tmp_path / "resumed", cache_dir=cache_dir, workers=2)
+    extra, env = {}, dict(os.environ)
+    if catalog_backend == "postgresql":
+        url, key = request.getfixturevalue("database_url"), tmp_path / "resumed.key"
+        extra = {"database_url": url, "crypto": {"key_file": key}}
+        env |= {"FACESEARCH_DATABASE_URL": url, "FACESEARCH_CRYPTO__KEY_FILE": str(key)}
+    interrupted = Settings(data_dir=tmp_path / "resumed", cache_dir=cache_dir, workers=2, **extra)
     with Engine(interrupted) as engine:
         engine.create_collection("c", "test", "test")
     command = [
@@ -114,12 +126,16 @@ def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(lfw, tmp_path, cac
         "--cache-dir", str(cache_dir), "--workers", "2", "ingest", str(folder), "--collection", "c",
     ]  # fmt: skip
     child = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     stored = 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
-        conn = sqlite3.connect(interrupted.catalog_path)
+        conn = connect(interrupted.catalog_location)
         stored = conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
         conn.close()
         if stored >= 20:
@@ -133,4 +149,4 @@ def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(lfw, tmp_path, cac
     with Engine(interrupted, analyzer=analyzer) as engine:
         report = engine.ingest([folder], "c")
     assert report.duplicates >= 20
-    _assert_same_catalog(_snapshot(interrupted.catalog_path), _snapshot(reference.catalog_path))
+    _assert_same_catalog(_snapshot(interrupted), _snapshot(reference))

@@ -23,19 +23,32 @@ def _others(lfw, count: int = 4):
     return [p for p in sorted(lfw.glob("A*/*_0001.jpg")) if PERSON not in p.name][:count]
 
 
-@pytest.fixture
-def archive(engine, lfw):
+def _archive(engine, lfw):
     engine.create_collection("press", "LFW", "test")
     engine.ingest([lfw / PERSON / f"{PERSON}_0001.jpg", *_others(lfw)], "press")
     return engine
+
+
+@pytest.fixture
+def archive(engine, lfw):
+    """Five LFW photos in a collection in a SQLite catalog."""
+    return _archive(engine, lfw)
+
+
+@pytest.fixture
+def catalog_archive(catalog_engine, lfw):
+    """The same, on SQLite and then on PostgreSQL."""
+    return _archive(catalog_engine, lfw)
 
 
 def _hits(engine, photo: bytes) -> list[str]:
     return [h.path.rsplit("/", 1)[-1] for h in engine.search(photo, 10).hits]
 
 
-def test_erasure_removes_the_face_at_once_and_the_block_list_keeps_the_person_out(archive, lfw):
-    engine = archive
+def test_erasure_removes_the_face_at_once_and_the_block_list_keeps_the_person_out(
+    catalog_archive, lfw
+):
+    engine = catalog_archive
     audit, blocklist = governed(engine)
     probe = (lfw / PERSON / f"{PERSON}_0003.jpg").read_bytes()
     assert _hits(engine, probe)[0] == f"{PERSON}_0001.jpg"
@@ -67,7 +80,8 @@ def test_erasure_removes_the_face_at_once_and_the_block_list_keeps_the_person_ou
     assert audit.verify().ok
 
 
-def test_retention_purge_removes_what_expired_and_nothing_else(engine, lfw):
+def test_retention_purge_removes_what_expired_and_nothing_else(catalog_engine, lfw):
+    engine = catalog_engine
     audit = governed(engine)[0]
     people = _others(lfw, 6)
     for name, days in (("expiring", 1), ("fresh", 30), ("kept", None)):
@@ -76,8 +90,7 @@ def test_retention_purge_removes_what_expired_and_nothing_else(engine, lfw):
     engine.ingest(people[2:4], "fresh")
     engine.ingest(people[4:], "kept")
     ten_days_ago = (datetime.now(UTC) - timedelta(days=10)).isoformat(timespec="seconds")
-    with sqlite3.connect(engine.settings.catalog_path) as conn:
-        conn.execute("UPDATE images SET added_at = ?", (ten_days_ago,))
+    engine.catalog.conn.execute("UPDATE images SET added_at = ?", (ten_days_ago,))
     before = {c["name"]: c["faces"] for c in engine.catalog.collections()}
 
     purged = purge_retention(engine, audit, WHO, engine.settings.uploads_dir)

@@ -12,7 +12,8 @@ PEOPLE = 20
 MAX_GALLERY = 9  # per person, to keep the run short
 
 
-def test_held_out_lfw_photos_find_their_person_at_rank_one(engine, lfw, tmp_path):
+def test_held_out_lfw_photos_find_their_person_at_rank_one(catalog_engine, lfw, tmp_path):
+    engine = catalog_engine  # the catalog on SQLite, then on PostgreSQL: the same rank-1
     people = lfw_people(lfw, min_images=5, count=PEOPLE)
     assert len(people) == PEOPLE
     manifest = tmp_path / "gallery.csv"

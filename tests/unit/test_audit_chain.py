@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from postgres import open_catalog
 
 from facesearch.governance.audit import (
     AuditLog,
@@ -16,7 +16,7 @@ from facesearch.governance.audit import (
     content_of,
 )
 from facesearch.store.audit import AuditStore, Entry
-from facesearch.store.catalog import Catalog
+from facesearch.store.database import connect
 
 WHO = Who("ines", 1, "127.0.0.1")
 
@@ -27,20 +27,21 @@ def _search(case: str, faces: list[int]) -> SearchPerformed:
 
 
 @pytest.fixture
-def log(tmp_path):
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+def log(catalog_location, tmp_path):
+    """Six entries in a catalog on SQLite, then on PostgreSQL."""
+    catalog = open_catalog(catalog_location, tmp_path)
     audit = AuditLog(AuditStore(catalog.transaction))
     for n in range(1, 7):
         audit.record(WHO, _search(f"C-{n}", [n, n + 1]) if n % 2 else LoginSucceeded("ines"))
-    yield audit, tmp_path / "catalog.sqlite3"
+    yield audit, catalog_location
     catalog.close()
 
 
-def _sql(path, *statements: str) -> None:
-    conn = sqlite3.connect(path)
+def _sql(location, *statements: str) -> None:
+    """Tamper as someone with write access to the database would, past the stores."""
+    conn = connect(location)
     for statement in statements:
         conn.execute(statement)
-    conn.commit()
     conn.close()
 
 
@@ -85,10 +86,12 @@ def test_any_tampering_is_detected_at_the_first_broken_entry(log, tamper, positi
     assert f"#{position}" in result.message()
 
 
-def test_a_rebuilt_chain_passes_without_a_key_but_not_with_the_signing_key(tmp_path):
+def test_a_rebuilt_chain_passes_without_a_key_but_not_with_the_signing_key(
+    catalog_location, tmp_path
+):
     """Someone who can write the catalog can recompute every hash; only the HMAC key,
     kept outside the catalog, exposes that."""
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    catalog = open_catalog(catalog_location, tmp_path)
     key = b"a secret kept in a key file"
     signed = AuditLog(AuditStore(catalog.transaction), key)
     for n in range(4):
@@ -112,8 +115,8 @@ def test_a_rebuilt_chain_passes_without_a_key_but_not_with_the_signing_key(tmp_p
     catalog.close()
 
 
-def test_an_entry_is_written_in_the_same_transaction_as_the_action(tmp_path):
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+def test_an_entry_is_written_in_the_same_transaction_as_the_action(catalog_location, tmp_path):
+    catalog = open_catalog(catalog_location, tmp_path)
     audit = AuditLog(AuditStore(catalog.transaction))
     with pytest.raises(RuntimeError), catalog.transaction():
         audit.record(WHO, LoginSucceeded("ines"))

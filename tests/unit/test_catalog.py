@@ -1,17 +1,16 @@
-import sqlite3
-
 import numpy as np
 import pytest
+from postgres import open_catalog
 
 from facesearch.errors import FacesearchError, NotFound
-from facesearch.store.catalog import Catalog
 from facesearch.store.migrations import MIGRATIONS
 from facesearch.types import Detection, FaceRecord, ImageResult, SourceItem
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    with Catalog(tmp_path / "catalog.sqlite3") as catalog:
+def catalog(catalog_location, tmp_path):
+    """A fresh catalog, once on SQLite and once on PostgreSQL."""
+    with open_catalog(catalog_location, tmp_path) as catalog:
         yield catalog
 
 
@@ -26,12 +25,11 @@ def _result(name: str, sha: str, faces: int = 1, error: str | None = None) -> Im
                        width=200, height=100, faces=records, error=error)  # fmt: skip
 
 
-def test_migrations_are_recorded_and_run_once(tmp_path):
-    path = tmp_path / "c.sqlite3"
-    Catalog(path).close()
-    Catalog(path).close()
-    names = [r[0] for r in sqlite3.connect(path).execute("SELECT name FROM migrations")]
-    assert names == [name for name, _ in MIGRATIONS]
+def test_migrations_are_recorded_and_run_once(catalog_location, tmp_path):
+    open_catalog(catalog_location, tmp_path).close()
+    with open_catalog(catalog_location, tmp_path) as catalog:
+        names = [r[0] for r in catalog.conn.execute("SELECT name FROM migrations ORDER BY name")]
+    assert names == sorted(name for name, _ in MIGRATIONS)
 
 
 def test_collection_needs_its_declaration_and_a_unique_name(catalog):

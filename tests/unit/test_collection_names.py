@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from postgres import open_catalog
 from test_catalog import _result
 
 from facesearch.errors import Conflict, NotFound
@@ -17,14 +18,15 @@ STEP = "0011_collection_names_per_organisation"
 
 def _organisation(catalog: Catalog, name: str) -> int:
     with catalog.transaction():
-        cursor = catalog.conn.execute(
-            "INSERT INTO organisations (name, created_at) VALUES (?, '2024-01-01')", (name,)
-        )
-    return cursor.lastrowid
+        row = catalog.conn.execute(
+            "INSERT INTO organisations (name, created_at) VALUES (?, '2024-01-01') RETURNING id",
+            (name,),
+        ).fetchone()
+    return row[0]
 
 
-def test_two_organisations_may_use_one_name_and_lookups_say_which(tmp_path):
-    with Catalog(tmp_path / "c.sqlite3") as catalog:
+def test_two_organisations_may_use_one_name_and_lookups_say_which(catalog_location, tmp_path):
+    with open_catalog(catalog_location, tmp_path) as catalog:  # SQLite, then PostgreSQL
         other = _organisation(catalog, "other agency")
         mine = catalog.create_collection("press", "s", "b")
         theirs = catalog.create_collection("press", "s2", "b2", organisation_id=other)

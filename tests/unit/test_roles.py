@@ -61,8 +61,9 @@ def test_actor_check_explains_the_refusal_and_one_time_passwords_block_everythin
 
 
 @pytest.fixture
-def auth(tmp_path):
-    db = ThreadConnections(tmp_path / "catalog.sqlite3")
+def auth(catalog_location):
+    """Accounts on SQLite, then on PostgreSQL."""
+    db = ThreadConnections(catalog_location)
     yield Authenticator(Accounts(db), ApiSettings(session_hours=1))
     db.close()
 

@@ -80,7 +80,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
     engine = engine or Engine(settings, Catalog.open(settings, check_same_thread=False))
-    db = ThreadConnections(settings.catalog_path)
+    db = ThreadConnections(settings.catalog_location)
     accounts_store = Accounts(db)
     jobs_store = Jobs(db)
     services: Services

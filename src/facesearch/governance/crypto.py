@@ -66,6 +66,12 @@ class Keyring:
                 _decode(crypto.master_key.get_secret_value(), "FACESEARCH_CRYPTO__MASTER_KEY")
             )
         path: Path = settings.master_key_file
+        if crypto.key_file is None and settings.database_url is not None:
+            # A key made on one node would wrap data keys no other node can open.
+            raise KeyProblem(
+                "a PostgreSQL catalog is shared by every node, so they must share its master "
+                "key: set FACESEARCH_CRYPTO__KEY_FILE or FACESEARCH_CRYPTO__MASTER_KEY"
+            )
         if crypto.key_file is None and settings.mode != "local" and not path.exists():
             raise KeyProblem(
                 "no master key configured: set FACESEARCH_CRYPTO__KEY_FILE or "

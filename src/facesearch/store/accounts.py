@@ -6,11 +6,11 @@ sha256 of session and API tokens. Deciding who may do what is governance's job.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from ..errors import Conflict, NotFound
 from .connections import ThreadConnections
+from .database import IntegrityError
 from .migrations import now
 
 
@@ -69,7 +69,7 @@ _TOKEN = (
 )
 
 
-def _user(row: sqlite3.Row | None) -> User | None:
+def _user(row) -> User | None:
     if row is None:
         return None
     values = list(row)
@@ -110,12 +110,13 @@ class Accounts:
     def create_organisation(self, name: str) -> Organisation:
         try:
             with self.db.transaction() as conn:
-                cursor = conn.execute(
-                    "INSERT INTO organisations (name, created_at) VALUES (?, ?)", (name, now())
-                )
-        except sqlite3.IntegrityError:
+                row = conn.execute(
+                    "INSERT INTO organisations (name, created_at) VALUES (?, ?) RETURNING id",
+                    (name, now()),
+                ).fetchone()
+        except IntegrityError:
             raise Conflict(f"organisation {name!r} already exists") from None
-        return self.organisation(int(cursor.lastrowid or 0))
+        return self.organisation(int(row[0]))
 
     # users
 
@@ -128,16 +129,16 @@ class Accounts:
     ) -> User:  # fmt: skip
         try:
             with self.db.transaction() as conn:
-                cursor = conn.execute(
+                row = conn.execute(
                     "INSERT INTO users (username, organisation_id, role, password_hash, "
                     "must_change_password, expires_at, created_at, created_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (username, organisation_id, role, password_hash, int(must_change_password),
                      expires_at, now(), created_by),
-                )  # fmt: skip
-        except sqlite3.IntegrityError:
+                ).fetchone()  # fmt: skip
+        except IntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
-        return self.user(int(cursor.lastrowid or 0))
+        return self.user(int(row[0]))
 
     def user(self, user_id: int) -> User:
         found = _user(self.db.get().execute(_USER + " WHERE u.id = ?", (user_id,)).fetchone())
@@ -209,12 +210,12 @@ class Accounts:
         self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: str
     ) -> ApiToken:
         with self.db.transaction() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (user_id, name, token_hash, prefix, now(), expires_at),
-            )
-        return self.token(int(cursor.lastrowid or 0))
+            ).fetchone()
+        return self.token(int(row[0]))
 
     def token(self, token_id: int) -> ApiToken:
         row = self.db.get().execute(_TOKEN + " WHERE t.id = ?", (token_id,)).fetchone()

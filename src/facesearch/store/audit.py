@@ -8,12 +8,13 @@ transaction so two writers can never fork the chain.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+from .database import Connection, json_array_items, json_text
+
+Transaction = Callable[[], AbstractContextManager[Connection]]
 GENESIS = "0" * 64
 
 
@@ -36,7 +37,7 @@ COLUMNS = "seq, at, actor, organisation_id, origin, action, details, prev_hash, 
 
 class AuditStore:
     def __init__(
-        self, transaction: Transaction, read: Callable[[], sqlite3.Connection] | None = None
+        self, transaction: Transaction, read: Callable[[], Connection] | None = None
     ) -> None:
         # A catalog's or a thread pool's transaction: appends join the caller's
         # transaction where there is one (savepoints), so an action and its
@@ -47,7 +48,7 @@ class AuditStore:
         self.read = read
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[Connection]:
         if self.read is not None:
             yield self.read()
         else:
@@ -68,9 +69,9 @@ class AuditStore:
         return entry
 
     def entries(self) -> Iterator[Entry]:
-        """Every entry in storage order (rowid), which is what verification checks."""
+        """Every entry in storage order (seq, SQLite's rowid), which is what verification checks."""
         with self._reading() as conn:
-            rows = conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY rowid").fetchall()
+            rows = conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY seq").fetchall()
         for row in rows:
             yield Entry(*row)
 
@@ -82,17 +83,19 @@ class AuditStore:
     ) -> list[Entry]:  # fmt: skip
         sql = f"SELECT {COLUMNS} FROM audit_log WHERE 1 = 1"
         params: list = []
-        for clause, value in (
-            ("organisation_id = ?", organisation_id), ("action = ?", action),
-            ("actor = ?", actor), ("json_extract(details, '$.case') = ?", case),
-            ("at >= ?", since), ("at < ?", until), ("seq = ?", seq),
-            ("json_extract(details, '$.search_seq') = ?", search_seq),
-        ):  # fmt: skip
-            if value is not None:
-                sql += f" AND {clause}"
-                params.append(value)
-        params.append(limit)
         with self._reading() as conn:
+            for clause, value in (
+                ("organisation_id = ?", organisation_id), ("action = ?", action),
+                ("actor = ?", actor), (f"{json_text(conn.dialect, 'details', 'case')} = ?",
+                                       None if case is None else str(case)),
+                ("at >= ?", since), ("at < ?", until), ("seq = ?", seq),
+                (f"{json_text(conn.dialect, 'details', 'search_seq')} = ?",
+                 None if search_seq is None else str(search_seq)),
+            ):  # fmt: skip
+                if value is not None:
+                    sql += f" AND {clause}"
+                    params.append(value)
+            params.append(limit)
             rows = conn.execute(sql + " ORDER BY seq DESC LIMIT ?", params).fetchall()
         return [Entry(*r) for r in rows]
 
@@ -104,10 +107,11 @@ class AuditStore:
         marks = ",".join("?" * len(found))
         with self._reading() as conn:
             columns = ", ".join("a." + c for c in COLUMNS.split(", "))
+            items = json_array_items(conn.dialect, "a.details", "face_ids", "j")
             rows = conn.execute(
-                f"SELECT DISTINCT CAST(j.value AS INTEGER), {columns} "
-                "FROM audit_log a, json_each(a.details, '$.face_ids') j WHERE a.action = "
-                f"'search' AND CAST(j.value AS INTEGER) IN ({marks}) ORDER BY a.seq",
+                f"SELECT DISTINCT CAST(j.value AS BIGINT), {columns} "
+                f"FROM audit_log a CROSS JOIN {items} WHERE a.action = "
+                f"'search' AND CAST(j.value AS BIGINT) IN ({marks}) ORDER BY a.seq",
                 list(found),
             ).fetchall()
         for row in rows:
@@ -130,7 +134,8 @@ class AuditStore:
     def blocked(self, model: str, version: str) -> list[tuple[int, bytes]]:
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT id, sealed FROM blocklist WHERE model = ? AND model_version = ?",
+                "SELECT id, sealed FROM blocklist WHERE model = ? AND model_version = ? "
+                "ORDER BY id",
                 (model, version),
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
@@ -141,12 +146,12 @@ class AuditStore:
         self, search_seq: int, face_id: int, decision: str, by: str, at: str
     ) -> int:
         with self.transaction() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "INSERT INTO verifications (search_seq, face_id, decision, decided_by, at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (search_seq, face_id, decision, by, at),
-            )
-        return int(cursor.lastrowid or 0)
+            ).fetchone()
+        return int(row[0])
 
     def verification(self, verification_id: int) -> dict | None:
         with self._reading() as conn:

@@ -6,10 +6,10 @@ kept here in full so any vector index can be rebuilt from the catalog alone.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import Conflict, FacesearchError, NotFound
 from ..governance.crypto import Keyring, open_sealed, seal
 from ..types import ImageResult
+from .database import Connection, IntegrityError, connect, is_url
 from .migrations import migrate, now
 
 
@@ -52,34 +53,25 @@ class FaceRow:
 
 class Catalog:
     def __init__(
-        self, path: Path, check_same_thread: bool = True, keyring: Keyring | None = None
+        self, path: Path | str, check_same_thread: bool = True, keyring: Keyring | None = None
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """`path`: a SQLite file, or a postgresql:// URL (which needs a `keyring`)."""
+        if keyring is None and is_url(path):
+            raise FacesearchError("a PostgreSQL catalog needs the master key from the settings")
         self.path = path
         # The server shares one catalog between threads, always under a lock.
-        self.conn = sqlite3.connect(
-            path, isolation_level=None, timeout=30, check_same_thread=check_same_thread
-        )
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a killed process without losing a commit; only
-        # a power cut can drop the last transactions, never corrupt the file.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        # Deleted rows (erased faces, purged collections) are overwritten, not
-        # left readable in free pages.
-        self.conn.execute("PRAGMA secure_delete=ON")
+        self.conn: Connection = connect(path, check_same_thread)
         migrate(self.conn)
         self._depth = 0
         # Without a keyring, the local default: a key file beside the catalog.
-        self.keyring = keyring or Keyring.from_file(path.parent / "master.key")
+        self.keyring = keyring or Keyring.from_file(Path(path).parent / "master.key")
         self._data_keys: dict[str, bytes] = {}
         self._seal_plain_faces()
 
     @classmethod
     def open(cls, settings, check_same_thread: bool = True) -> Catalog:
         """The catalog of `settings`, with the master key it configures."""
-        return cls(settings.catalog_path, check_same_thread, Keyring.from_settings(settings))
+        return cls(settings.catalog_location, check_same_thread, Keyring.from_settings(settings))
 
     def close(self) -> None:
         self.conn.close()
@@ -91,10 +83,13 @@ class Catalog:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """All or nothing; nested blocks become savepoints."""
         name = f"sp{self._depth}"
-        self.conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
+        if self._depth == 0:
+            self.conn.begin()
+        else:
+            self.conn.execute(f"SAVEPOINT {name}")
         self._depth += 1
         try:
             yield self.conn
@@ -119,16 +114,16 @@ class Catalog:
             raise FacesearchError("retention must be at least one day")
         try:
             with self.transaction():
-                cursor = self.conn.execute(
+                row = self.conn.execute(
                     "INSERT INTO collections (name, source, legal_basis, retention_days, "
                     "created_at, organisation_id) VALUES (?, ?, ?, ?, ?, COALESCE(?, "
-                    "(SELECT id FROM organisations WHERE name = 'default')))",
+                    "(SELECT id FROM organisations WHERE name = 'default'))) RETURNING id",
                     (name, source.strip(), legal_basis.strip(), retention_days, now(),
                      organisation_id),
-                )  # fmt: skip
-        except sqlite3.IntegrityError:
+                ).fetchone()  # fmt: skip
+        except IntegrityError:
             raise Conflict(f"collection {name!r} already exists") from None
-        return self._collection_with_id(cursor.lastrowid)
+        return self._collection_with_id(row[0])
 
     def collection(self, name: str, organisation_id: int | None = None) -> Collection:
         """The collection named `name`: in `organisation_id` when it is given; else the
@@ -195,8 +190,8 @@ class Catalog:
     def _log_deletions(self, where: str, params) -> None:
         """Record the ids of faces about to be deleted, for every vector index to drop."""
         self.conn.execute(
-            f"INSERT OR IGNORE INTO face_deletions (face_id, deleted_at) "
-            f"SELECT id, ? FROM faces WHERE {where} ORDER BY id",
+            f"INSERT INTO face_deletions (face_id, deleted_at) "
+            f"SELECT id, ? FROM faces WHERE {where} ORDER BY id ON CONFLICT DO NOTHING",
             [now(), *params],
         )
 
@@ -211,9 +206,10 @@ class Catalog:
         marks = ",".join("?" * len(ids))
         with self.transaction():
             found = [r[0] for r in self.conn.execute(
-                f"SELECT id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
+                f"SELECT id FROM faces WHERE id IN ({marks}) ORDER BY id", ids)]  # fmt: skip
             images = [r[0] for r in self.conn.execute(
-                f"SELECT DISTINCT image_id FROM faces WHERE id IN ({marks})", ids)]  # fmt: skip
+                f"SELECT DISTINCT image_id FROM faces WHERE id IN ({marks}) ORDER BY image_id",
+                ids)]  # fmt: skip
             self._log_deletions(f"id IN ({marks})", ids)
             self.conn.execute(f"DELETE FROM faces WHERE id IN ({marks})", ids)
             paths = []
@@ -237,15 +233,17 @@ class Catalog:
 
         Age is counted from when the image was added. Returns per collection the
         images and faces deleted and the paths of the images."""
-        at = at or now()
+        moment = datetime.fromisoformat(at or now())
         purged = []
         with self.transaction():
             expiring = self.conn.execute(
-                "SELECT id, name, retention_days FROM collections WHERE retention_days IS NOT NULL"
+                "SELECT id, name, retention_days FROM collections WHERE retention_days IS NOT NULL "
+                "ORDER BY id"
             ).fetchall()
             for collection_id, name, days in expiring:
-                where = "collection_id = ? AND julianday(added_at) < julianday(?) - ?"
-                params = (collection_id, at, days)
+                # Times are stored as ISO 8601 in UTC, which sort as text.
+                where = "collection_id = ? AND added_at < ?"
+                params = (collection_id, _utc_text(moment - timedelta(days=days)))
                 faces = self.conn.execute(
                     f"SELECT COUNT(*) FROM faces WHERE image_id IN (SELECT id FROM images "
                     f"WHERE {where})", params,
@@ -266,17 +264,21 @@ class Catalog:
         key = self._data_keys.get(name)
         if key is not None:
             return key
-        row = self.conn.execute("SELECT wrapped FROM data_keys WHERE name = ?", (name,)).fetchone()
+        find = "SELECT wrapped FROM data_keys WHERE name = ?"
+        row = self.conn.execute(find, (name,)).fetchone()
+        if row is None:
+            with self.transaction():
+                # Again under the write lock: another process may have just made it.
+                row = self.conn.execute(find, (name,)).fetchone()
+                if row is None:
+                    key, wrapped = self.keyring.new_data_key(name.encode())
+                    self.conn.execute(
+                        "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (name, collection_id, wrapped, now()),
+                    )
         if row is not None:
             key = self.keyring.unwrap(row[0], name.encode())
-        else:
-            key, wrapped = self.keyring.new_data_key(name.encode())
-            with self.transaction():
-                self.conn.execute(
-                    "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, collection_id, wrapped, now()),
-                )
         self._data_keys[name] = key
         return key
 
@@ -312,12 +314,12 @@ class Catalog:
 
     def start_run(self, collection: Collection, inputs: list[str]) -> int:
         with self.transaction():
-            cursor = self.conn.execute(
+            row = self.conn.execute(
                 "INSERT INTO ingest_runs (collection_id, started_at, status, inputs) "
-                "VALUES (?, ?, 'running', ?)",
+                "VALUES (?, ?, 'running', ?) RETURNING id",
                 (collection.id, now(), "\n".join(inputs)),
-            )
-        return int(cursor.lastrowid or 0)
+            ).fetchone()
+        return int(row[0])
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, int]) -> None:
         with self.transaction():
@@ -357,55 +359,81 @@ class Catalog:
         """
         images = faces = errors = 0
         with self.transaction():
+            stored = []
             for result in results:
-                item = result.item
-                if result.error is not None:
-                    self.conn.execute(
-                        "INSERT INTO ingest_errors (collection_id, run_id, path, sha256, reason, "
-                        "at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, path) DO "
-                        "UPDATE SET run_id = excluded.run_id, sha256 = excluded.sha256, "
-                        "reason = excluded.reason, at = excluded.at",
-                        (collection.id, run_id, str(item.path), result.sha256, result.error, now()),
-                    )
-                    errors += 1
+                if result.error is None:
+                    stored.append(result)
                     continue
-                cursor = self.conn.execute(
-                    "INSERT OR IGNORE INTO images (collection_id, sha256, path, source_url, "
-                    "captured_at, caption, width, height, size_bytes, face_count, run_id, "
-                    "added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        collection.id, result.sha256, str(item.path), item.source_url,
-                        item.captured_at, item.caption, result.width, result.height,
-                        result.size_bytes, len(result.faces), run_id, now(),
-                    ),
-                )  # fmt: skip
-                if cursor.rowcount == 0:
-                    continue
-                image_id = cursor.lastrowid
-                images += 1
                 self.conn.execute(
-                    "DELETE FROM ingest_errors WHERE collection_id = ? AND path = ?",
-                    (collection.id, str(item.path)),
-                )
-                key = self.data_key(collection.id)
-                self.conn.executemany(
-                    "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, "
-                    "det_score, quality, model, model_version, embedding, thumbnail, sealed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    [
-                        (
-                            image_id, collection.id, *f.detection.box,
-                            f.detection.landmarks.astype("<f4").tobytes(), f.detection.score,
-                            f.quality, model, model_version,
-                            seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
-                                 _context("embedding", collection.id)),
-                            seal(key, f.thumbnail, _context("thumbnail", collection.id)),
-                        )
-                        for f in result.faces
-                    ],
+                    "INSERT INTO ingest_errors (collection_id, run_id, path, sha256, reason, "
+                    "at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection_id, path) DO "
+                    "UPDATE SET run_id = excluded.run_id, sha256 = excluded.sha256, "
+                    "reason = excluded.reason, at = excluded.at",
+                    (collection.id, run_id, str(result.item.path), result.sha256, result.error,
+                     now()),
                 )  # fmt: skip
-                faces += len(result.faces)
+                errors += 1
+            # A few statements per batch, not per image: on PostgreSQL each one is a
+            # round trip made while holding the write lock.
+            for start in range(0, len(stored), 500):
+                added = self._insert_images(collection, run_id, stored[start : start + 500])
+                images += len(added)
+                faces += self._insert_faces(collection, added, model, model_version)
         return images, faces, errors
+
+    def _insert_images(
+        self, collection: Collection, run_id: int, results: list[ImageResult]
+    ) -> list[tuple[int, ImageResult]]:
+        """Insert the images not yet in the collection; (image id, result) of those added."""
+        stamp = now()
+        rows = self.conn.execute(
+            "INSERT INTO images (collection_id, sha256, path, source_url, captured_at, caption, "
+            "width, height, size_bytes, face_count, run_id, added_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(results))
+            + " ON CONFLICT DO NOTHING RETURNING id, sha256",
+            [value for r in results for value in (
+                collection.id, r.sha256, str(r.item.path), r.item.source_url, r.item.captured_at,
+                r.item.caption, r.width, r.height, r.size_bytes, len(r.faces), run_id, stamp,
+            )],
+        ).fetchall()  # fmt: skip
+        new = {sha256: image_id for image_id, sha256 in rows}
+        # In batch order, and the first of two results with the same content.
+        added = [(new.pop(r.sha256), r) for r in results if r.sha256 in new]
+        if added:
+            paths = [str(r.item.path) for _, r in added]
+            self.conn.execute(
+                f"DELETE FROM ingest_errors WHERE collection_id = ? "
+                f"AND path IN ({','.join('?' * len(paths))})",
+                [collection.id, *paths],
+            )
+        return added
+
+    def _insert_faces(
+        self, collection: Collection, added: list[tuple[int, ImageResult]], model: str,
+        model_version: str,
+    ) -> int:  # fmt: skip
+        key = self.data_key(collection.id)
+        rows = [
+            (
+                image_id, collection.id, *f.detection.box,
+                f.detection.landmarks.astype("<f4").tobytes(), f.detection.score, f.quality,
+                model, model_version,
+                seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
+                     _context("embedding", collection.id)),
+                seal(key, f.thumbnail, _context("thumbnail", collection.id)),
+            )
+            for image_id, result in added
+            for f in result.faces
+        ]  # fmt: skip
+        for start in range(0, len(rows), 200):
+            part = rows[start : start + 200]
+            self.conn.execute(
+                "INSERT INTO faces (image_id, collection_id, x, y, w, h, landmarks, det_score, "
+                "quality, model, model_version, embedding, thumbnail, sealed) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"] * len(part)),
+                [value for row in part for value in row],
+            )
+        return len(rows)
 
     # search support
 
@@ -435,8 +463,9 @@ class Catalog:
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
                 self.conn.execute(
-                    f"INSERT OR IGNORE INTO face_deletions (face_id, deleted_at) "
-                    f"SELECT id, ? FROM faces WHERE id IN ({marks}) ORDER BY id",
+                    f"INSERT INTO face_deletions (face_id, deleted_at) "
+                    f"SELECT id, ? FROM faces WHERE id IN ({marks}) ORDER BY id "
+                    f"ON CONFLICT DO NOTHING",
                     [now(), *part],
                 )
                 deleted += self.conn.execute(
@@ -470,12 +499,13 @@ class Catalog:
 
     def deletions_between(self, after_seq: int, upto_seq: int) -> np.ndarray:
         rows = self.conn.execute(
-            "SELECT face_id FROM face_deletions WHERE seq > ? AND seq <= ?", (after_seq, upto_seq)
+            "SELECT face_id FROM face_deletions WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (after_seq, upto_seq),
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def deleted_face_ids(self) -> np.ndarray:
-        rows = self.conn.execute("SELECT face_id FROM face_deletions").fetchall()
+        rows = self.conn.execute("SELECT face_id FROM face_deletions ORDER BY seq").fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def model_face_ids(self, model: str, model_version: str) -> np.ndarray:
@@ -503,7 +533,8 @@ class Catalog:
 
     def face_ids(self, collections: list[Collection]) -> np.ndarray:
         rows = self.conn.execute(
-            f"SELECT id FROM faces WHERE collection_id IN ({','.join('?' * len(collections))})",
+            f"SELECT id FROM faces WHERE collection_id IN ({','.join('?' * len(collections))}) "
+            "ORDER BY id",
             [c.id for c in collections],
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -533,7 +564,8 @@ class Catalog:
 
     def face_models(self) -> list[tuple[str, str, int]]:
         rows = self.conn.execute(
-            "SELECT model, model_version, COUNT(*) FROM faces GROUP BY model, model_version"
+            "SELECT model, model_version, COUNT(*) FROM faces GROUP BY model, model_version "
+            "ORDER BY model, model_version"
         )
         return [tuple(r) for r in rows]
 
@@ -606,6 +638,13 @@ class Catalog:
         ):
             counts[key] = self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         return counts
+
+
+def _utc_text(moment: datetime) -> str:
+    """`moment` as stored times are written (now()): ISO 8601, seconds, UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
 def _context(kind: str, collection_id: int) -> bytes:

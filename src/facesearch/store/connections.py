@@ -1,52 +1,47 @@
-"""One SQLite connection per thread, for stores the server uses from many threads.
+"""One database connection per thread, for stores the server uses from many threads.
 
 The server answers requests on a pool of threads and runs ingest jobs on
-another; a sqlite3 connection must not be shared between them without a lock,
-so each thread gets its own (WAL lets readers and one writer work at once).
+another; a connection must not be shared between them without a lock, so each
+thread gets its own (SQLite's WAL and PostgreSQL's MVCC let readers and one
+writer work at once).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .database import Connection, connect, is_url
 from .migrations import migrate
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
 class ThreadConnections:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    def __init__(self, target: Path | str) -> None:
+        """`target`: a SQLite file or a postgresql:// URL."""
+        if not is_url(target):
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Connection] = []
         self._lock = threading.Lock()
         migrate(self.get())
 
-    def get(self) -> sqlite3.Connection:
+    def get(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.target, check_same_thread=False)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         conn = self.get()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin()
         try:
             yield conn
         except BaseException:

@@ -63,12 +63,12 @@ class Jobs:
     ) -> Job:
         stamp = now()
         with self.db.transaction() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "INSERT INTO jobs (collection_id, created_by, kind, inputs, status, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                "updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
                 (collection_id, created_by, kind, json.dumps(inputs), stamp, stamp),
-            )
-        return self.get(int(cursor.lastrowid or 0))
+            ).fetchone()
+        return self.get(int(row[0]))
 
     def get(self, job_id: int) -> Job:
         row = self.db.get().execute(_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
@@ -91,9 +91,28 @@ class Jobs:
         )
         return None if row is None else _job(row)
 
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, marked running in one write transaction, so that
+        servers sharing a catalog never take the same job."""
+        if self.next_queued() is None:  # the common case needs no write lock
+            return None
+        stamp = now()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), "
+                    "message = NULL, updated_at = ? WHERE id = ?",
+                    (stamp, stamp, row[0]),
+                )
+        return None if row is None else self.get(row[0])
+
     def active_in(self, collection_id: int) -> list[Job]:
         rows = self.db.get().execute(
-            _SELECT + " WHERE j.collection_id = ? AND j.status IN ('queued', 'running')",
+            _SELECT
+            + " WHERE j.collection_id = ? AND j.status IN ('queued', 'running') ORDER BY j.id",
             (collection_id,),
         )
         return [_job(r) for r in rows]
@@ -127,7 +146,10 @@ class Jobs:
     def requeue_running(self) -> list[int]:
         """Jobs left 'running' by a server that stopped; they go back to the queue."""
         with self.db.transaction() as conn:
-            ids = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'running'")]
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")
+            ]
             conn.execute(
                 "UPDATE jobs SET status = 'queued', message = 'resumed after a restart', "
                 "updated_at = ? WHERE status = 'running'",

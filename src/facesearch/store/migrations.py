@@ -1,9 +1,23 @@
-"""Named schema steps, applied once each and recorded in `migrations`."""
+"""Named schema steps, applied once each and recorded in `migrations`.
+
+A step is SQL that runs on SQLite and PostgreSQL alike: types INTEGER, TEXT,
+REAL and BLOB, `INTEGER PRIMARY KEY [AUTOINCREMENT]` for ids, no SQLite
+functions. store/database.py turns the types into PostgreSQL's (BIGINT,
+DOUBLE PRECISION, BYTEA, identity columns) when the catalog lives there.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
+
+from .database import (
+    POSTGRESQL,
+    SQLITE,
+    Connection,
+    IntegrityError,
+    schema_statement,
+    setup_statements,
+)
 
 # Face and image ids are never reused (AUTOINCREMENT): vector indexes and audit
 # records refer to them long after a row is deleted.
@@ -240,37 +254,66 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+# Where a step's portable SQL cannot work on one back end, its script there. SQLite
+# changes a constraint only by rebuilding the table; PostgreSQL cannot drop a table
+# that others reference, and alters the constraint in place instead.
+DIALECT_SCRIPTS: dict[tuple[str, str], str] = {
+    ("0011_collection_names_per_organisation", POSTGRESQL): """
+        ALTER TABLE collections DROP CONSTRAINT collections_name_key;
+        ALTER TABLE collections ADD CONSTRAINT collections_organisation_name_key
+            UNIQUE (organisation_id, name)
+        """,
+}
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the steps not yet recorded, each in its own transaction.
+def migrate(conn: Connection) -> list[str]:
+    """Apply the steps not yet recorded, each in its own write transaction.
 
-    `conn` must be in autocommit mode (isolation_level=None).
+    Several processes (or nodes sharing a PostgreSQL catalog) may start at once:
+    each step is checked again under the write lock, so it runs exactly once.
     """
-    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    conn.begin()
+    try:
+        for statement in setup_statements(conn.dialect):
+            conn.execute(statement)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
     applied = []
-    # Steps that rebuild a table drop the old one: with foreign keys enforced, SQLite
-    # would first delete its rows and cascade. Off during the steps (it cannot change
-    # inside a transaction), each step is checked for dangling references instead.
-    enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-    conn.execute("PRAGMA foreign_keys=OFF")
+    sqlite = conn.dialect == SQLITE
+    if sqlite:
+        # Steps that rebuild a table drop the old one: with foreign keys enforced, SQLite
+        # would first delete its rows and cascade. Off during the steps (it cannot change
+        # inside a transaction), each step is checked for dangling references instead.
+        enforced = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys=OFF")
     try:
         for name, script in MIGRATIONS:
             if name in done:
                 continue
-            conn.execute("BEGIN IMMEDIATE")
+            conn.begin()
             try:
+                if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    conn.execute("COMMIT")
+                    continue
+                script = DIALECT_SCRIPTS.get((name, conn.dialect), script)
                 for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
-                if dangling:
-                    raise sqlite3.IntegrityError(
-                        f"schema step {name} leaves {len(dangling)} dangling references"
-                    )
+                    conn.execute(schema_statement(conn.dialect, statement))
+                if sqlite:
+                    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        raise IntegrityError(
+                            f"schema step {name} leaves {len(dangling)} dangling references"
+                        )
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -278,5 +321,6 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             conn.execute("COMMIT")
             applied.append(name)
     finally:
-        conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+        if sqlite:
+            conn.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
     return applied
