@@ -176,13 +176,15 @@ def snapshot(catalog_path: Path) -> dict:
 
 
 def assert_same_catalog(a: dict, b: dict) -> None:
-    assert a["images"] == b["images"]
-    assert a["errors"] == b["errors"]
-    assert a["faces"].keys() == b["faces"].keys()
+    assert a["images"] == b["images"], "the images differ from an uninterrupted run's"
+    assert a["errors"] == b["errors"], "the recorded errors differ from an uninterrupted run's"
+    missing = b["faces"].keys() - a["faces"].keys()
+    extra = a["faces"].keys() - b["faces"].keys()
+    assert not missing and not extra, f"faces of {len(missing)} images missing, {len(extra)} extra"
     for sha in a["faces"]:
         left = sorted(a["faces"][sha], key=lambda f: (f[0], f[1]))
         right = sorted(b["faces"][sha], key=lambda f: (f[0], f[1]))
-        assert len(left) == len(right)
+        assert len(left) == len(right), f"image {sha[:12]}: {len(left)} faces, not {len(right)}"
         for fa, fb in zip(left, right, strict=True):
             # Worker processes run single-threaded; float sums may differ in the last bits.
             assert np.allclose(fa[:4], fb[:4], atol=0.5)
