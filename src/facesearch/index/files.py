@@ -4,7 +4,8 @@ Whole files are replaced by writing a temporary name, fsyncing it, renaming it
 over the old one and fsyncing the folder, so a reader or a process killed at any
 moment sees either the old file or the new one, never a torn mixture.
 Append-only files are only trusted up to a length that a manifest, replaced
-atomically, has recorded; bytes past it are a torn append and are cut off.
+atomically, has recorded; bytes past it are a torn append: cut off on open, and
+overwritten by the next append of a process that went on after a failed write.
 """
 
 from __future__ import annotations
