@@ -31,7 +31,8 @@ class Server:
         self.output: list[str] = []
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> Server:
+    def spawn(self) -> subprocess.Popen:
+        """Start the process and return at once, without waiting for it to answer."""
         command = [
             sys.executable, "-m", "facesearch", "--data-dir", str(self.data_dir),
             "--cache-dir", str(self.cache_dir), "serve", "--host", "127.0.0.1",
@@ -41,7 +42,19 @@ class Server:
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self.process
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to end by itself; its exit status (negative: a signal)."""
+        assert self.process is not None
+        code = self.process.wait(timeout)
+        self._reader.join(10)
+        return code
+
+    def start(self, timeout: float = 90) -> Server:
+        self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

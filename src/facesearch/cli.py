@@ -30,6 +30,7 @@ from .cli_governance import governed, hash_of
 from .cli_governance import register as register_governance_commands
 from .cli_service import register as register_service_commands
 from .config import Settings
+from .diskfull import from_os_error
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
 from .governance.audit import ImageViewed, IngestFinished, IngestStarted, SearchPerformed, Who
@@ -499,4 +500,11 @@ def run() -> None:
         app()
     except FacesearchError as exc:
         err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except OSError as exc:
+        # A full disk where no store turned it into a StorageError (an output file).
+        clear = from_os_error(exc, Path(exc.filename or "a file"))
+        if clear is None:
+            raise
+        err.print(f"[red]error:[/] {clear}")
         sys.exit(2)

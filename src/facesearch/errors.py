@@ -31,3 +31,8 @@ class UnsupportedImage(ImageRejected):
 
 class Conflict(FacesearchError):
     """The request clashes with what is stored (a name taken, a job running)."""
+
+
+class StorageError(FacesearchError):
+    """A write failed for want of space (a full disk, a quota, a file size limit) or
+    an I/O error; what was committed before it is kept."""

@@ -8,6 +8,7 @@ when started again: nothing committed is lost and nothing is stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import signal
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
-from .errors import FacesearchError
+from .errors import FacesearchError, StorageError
 from .models.registry import get as get_model
 from .parallel import run_bounded
 from .pipeline.analyze import Analyzer
@@ -117,7 +118,10 @@ def ingest(
             _run_in_pool(settings, batches, store)
     except BaseException:
         report.status = "interrupted"
-        catalog.finish_run(report.run_id, report.status, _counts(report))
+        # On a full disk this write fails too; the run then stays 'running', as a killed
+        # one does, and the error that stopped it is the one to report.
+        with contextlib.suppress(StorageError):
+            catalog.finish_run(report.run_id, report.status, _counts(report))
         raise
     report.status = "finished"
     report.seconds = time.perf_counter() - started

@@ -95,12 +95,12 @@ class JobRunner:
     def _run(self, job: Job) -> None:
         self.current = job.id
         self.jobs.start(job.id)
-        base_images, base_faces = job.images, job.faces
+        base = [job.images, job.faces]  # what earlier attempts of the job stored
 
         def progress(report: IngestReport) -> None:
             self.jobs.progress(
                 job.id, total=report.total, done=report.done,
-                images=base_images + report.images, faces=base_faces + report.faces,
+                images=base[0] + report.images, faces=base[1] + report.faces,
                 duplicates=report.duplicates, errors=report.errors,
                 rate=round(report.images_per_second, 2),
             )  # fmt: skip
@@ -113,6 +113,12 @@ class JobRunner:
 
         try:
             catalog = Catalog.open(self.settings)
+            # Counted from the catalog, not the job's row: a kill between a batch's commit
+            # and its progress report leaves that batch out of the row.
+            base[:] = catalog.stored_by_runs(
+                catalog.collection(job.collection), job.inputs,
+                self.jobs.get(job.id).started_at or job.created_at,
+            )  # fmt: skip
             with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
                 screen = self.screen_for(engine) if self.screen_for else None
                 target = catalog.collection(job.collection, job.organisation_id)

@@ -7,14 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from badfiles import write_bad_files
+from crashkit import assert_same_catalog, snapshot
 
 from facesearch.config import Settings
 from facesearch.engine import Engine
-from facesearch.store.catalog import Catalog
-from facesearch.store.database import connect
 
 
 def _lfw_slice(lfw: Path, count: int) -> list[Path]:
@@ -26,39 +24,6 @@ def _link_folder(folder: Path, files: list[Path]) -> Path:
     for file in files:
         (folder / f"{file.parent.name}__{file.name}").symlink_to(file)
     return folder
-
-
-def _snapshot(settings: Settings) -> dict:
-    """The catalog's content, independent of row ids and insertion order."""
-    # Embeddings are sealed at rest; the catalog opens them with the configured key.
-    with Catalog.open(settings) as catalog:
-        conn = catalog.conn
-        images = sorted(
-            tuple(r)
-            for r in conn.execute("SELECT sha256, path, width, height, face_count FROM images")
-        )
-        faces = {}
-        for sha, x, y, w, h, face_id in conn.execute(
-            "SELECT i.sha256, f.x, f.y, f.w, f.h, f.id FROM faces f "
-            "JOIN images i ON i.id = f.image_id"
-        ):
-            faces.setdefault(sha, []).append((x, y, w, h, catalog.embedding(face_id)[0]))
-        errors = sorted(tuple(r) for r in conn.execute("SELECT path, reason FROM ingest_errors"))
-    return {"images": images, "faces": faces, "errors": errors}
-
-
-def _assert_same_catalog(a: dict, b: dict) -> None:
-    assert a["images"] == b["images"]
-    assert a["errors"] == b["errors"]
-    assert a["faces"].keys() == b["faces"].keys()
-    for sha in a["faces"]:
-        left = sorted(a["faces"][sha], key=lambda f: (f[0], f[1]))
-        right = sorted(b["faces"][sha], key=lambda f: (f[0], f[1]))
-        assert len(left) == len(right)
-        for fa, fb in zip(left, right, strict=True):
-            # Worker processes run single-threaded; float sums may differ in the last bits.
-            assert np.allclose(fa[:4], fb[:4], atol=0.5)
-            assert float(fa[4] @ fb[4]) > 0.9999
 
 
 def test_bad_files_are_recorded_and_the_batch_finishes(catalog_engine, lfw, tmp_path):
@@ -149,4 +114,4 @@ def test_kill_9_mid_ingest_then_resume_gives_the_same_catalog(
     with Engine(interrupted, analyzer=analyzer) as engine:
         report = engine.ingest([folder], "c")
     assert report.duplicates >= 20
-    _assert_same_catalog(_snapshot(interrupted), _snapshot(reference))
+    assert_same_catalog(snapshot(interrupted), snapshot(reference))

@@ -4,7 +4,8 @@ Whole files are replaced by writing a temporary name, fsyncing it, renaming it
 over the old one and fsyncing the folder, so a reader or a process killed at any
 moment sees either the old file or the new one, never a torn mixture.
 Append-only files are only trusted up to a length that a manifest, replaced
-atomically, has recorded; bytes past it are a torn append and are cut off.
+atomically, has recorded; bytes past it are a torn append: cut off on open, and
+overwritten by the next append of a process that went on after a failed write.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .. import faults
+from ..diskfull import writing
 
 
 def fsync_dir(folder: Path) -> None:
@@ -35,17 +39,28 @@ def fsync_file(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with writing(tmp), tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        # A full disk: give back what the half-written copy holds.
+        tmp.unlink(missing_ok=True)
+        raise
+    faults.point("index_write", f"{tmp.name} written, not renamed")
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
 
-def append(path: Path, data: bytes) -> None:
-    with path.open("ab") as f:
+def append(path: Path, data: bytes, offset: int) -> None:
+    """Write `data` at `offset`, the length the manifest has committed. Bytes past it
+    are the torn tail of a write that failed (a full disk) in a process that went on:
+    appending after them would put every later row at the wrong place."""
+    with writing(path), path.open("r+b" if path.exists() else "w+b") as f:
+        f.seek(offset)
         f.write(data)
+        f.truncate()
         f.flush()
         os.fsync(f.fileno())
 

@@ -29,13 +29,16 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from .. import faults
 from ..config import IndexSettings
+from ..diskfull import writing
 from ..errors import FacesearchError
 from .files import (
     RowCipher,
@@ -366,10 +369,21 @@ class PersistentIndex:
 
     # writing
 
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Under the exclusive lock; a change that fails half way (a full disk) leaves
+        memory ahead of the manifest, so the next use reloads from the files."""
+        with locked(self._lock, exclusive=True):
+            try:
+                self._load(repair=False)
+                yield
+            except BaseException:
+                self._loaded = False
+                raise
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Append faces whose ids are all above every id already in the index."""
-        with locked(self._lock, exclusive=True):
-            self._load(repair=False)
+        with self._changing():
             self._commit(self._append(self.m, ids, vectors))
 
     def _append(self, m: Manifest, ids: np.ndarray, vectors: np.ndarray) -> Manifest:
@@ -381,9 +395,12 @@ class PersistentIndex:
         if ids[0] <= max(last, 0) or np.any(np.diff(ids) <= 0):
             raise FacesearchError("face ids must be added in increasing order, each only once")
         append(
-            self._path(m.vectors_file), vector_bytes(self.cipher, m.vectors_file, m.count, vectors)
+            self._path(m.vectors_file),
+            vector_bytes(self.cipher, m.vectors_file, m.count, vectors),
+            m.count * self.dim * 4,
         )
-        append(self._path(m.ids_file), ids.tobytes())
+        faults.point("index_write", f"{len(ids)} vectors appended, not their ids")
+        append(self._path(m.ids_file), ids.tobytes(), m.count * 8)
         new = replace(
             m, count=m.count + len(ids), face_watermark=max(m.face_watermark, int(ids[-1]))
         )
@@ -396,8 +413,7 @@ class PersistentIndex:
 
     def remove(self, ids: np.ndarray) -> None:
         """Tombstone faces: no search returns them from now on, in any process."""
-        with locked(self._lock, exclusive=True):
-            self._load(repair=False)
+        with self._changing():
             self._commit(self._tombstone(self.m, np.asarray(ids, dtype=np.int64)))
 
     def _tombstone(self, m: Manifest, ids: np.ndarray) -> Manifest:
@@ -405,7 +421,7 @@ class PersistentIndex:
         if not len(slots):
             return m
         face_ids = np.ascontiguousarray(self._ids[slots], dtype="<i8")
-        append(self._path(m.tombstones_file), face_ids.tobytes())
+        append(self._path(m.tombstones_file), face_ids.tobytes(), m.tombstones * 8)
         self._mark_dead(face_ids)
         return replace(m, tombstones=m.tombstones + len(face_ids))
 
@@ -421,8 +437,7 @@ class PersistentIndex:
             and not (self._wants_ivf())
         ):
             return report
-        with locked(self._lock, exclusive=True):
-            self._load(repair=False)
+        with self._changing():
             top_id, top_seq = catalog.index_marks()
             m = self.m
             while m.face_watermark < top_id:
@@ -479,8 +494,13 @@ class PersistentIndex:
         assert self._ivf is not None
         name = f"ivf-{self.m.generation}-{self.m.count}.faiss"
         tmp = self._path(name + ".tmp")
-        self._ivf.write(tmp, self._ivf_key)
-        fsync_file(tmp)
+        try:
+            with writing(tmp):
+                self._ivf.write(tmp, self._ivf_key)
+                fsync_file(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(self._path(name))
         fsync_dir(self.folder)
         old = self.m.ivf_file
@@ -514,8 +534,10 @@ class PersistentIndex:
                 part = live[start : start + CHUNK]
                 vectors = np.asarray(self._vectors[part])
                 append(self._path(new.vectors_file),
-                       vector_bytes(self.cipher, new.vectors_file, start, vectors))  # fmt: skip
-                append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes())
+                       vector_bytes(self.cipher, new.vectors_file, start, vectors),
+                       start * self.dim * 4)  # fmt: skip
+                append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes(),
+                       start * 8)  # fmt: skip
                 if ivf is not None:
                     ivf.add(start, vectors)
             new = replace(new, count=len(live))
@@ -542,8 +564,10 @@ class PersistentIndex:
                 if not len(ids):
                     break
                 append(self._path(new.vectors_file),
-                       vector_bytes(self.cipher, new.vectors_file, count, vectors))  # fmt: skip
-                append(self._path(new.ids_file), np.asarray(ids, "<i8").tobytes())
+                       vector_bytes(self.cipher, new.vectors_file, count, vectors),
+                       count * self.dim * 4)  # fmt: skip
+                append(self._path(new.ids_file), np.asarray(ids, "<i8").tobytes(),
+                       count * 8)  # fmt: skip
                 after, count = int(ids[-1]), count + len(ids)
             self._switch(old, replace(new, count=count), None)
         return {"faces": count, "seconds": round(time.perf_counter() - started, 2)}

@@ -10,6 +10,7 @@ import time
 import cv2
 import numpy as np
 
+from .. import faults
 from ..config import Settings
 from ..errors import FacesearchError, ImageRejected
 from ..models.cache import ModelCache
@@ -58,6 +59,7 @@ class Analyzer:
                 result.error = str(exc)
                 continue
             result.timings["decode"] = time.perf_counter() - clock
+            faults.point("decode", str(item.path))
             result.width, result.height = image.width, image.height
             if image.taken_at and not item.captured_at:
                 result.item = SourceItem(item.path, item.source_url, image.taken_at, item.caption)
@@ -65,6 +67,7 @@ class Analyzer:
         crops = [crop for _, _, _, model_crops in prepared for crop in model_crops]
         clock = time.perf_counter()
         vectors = embed_crops(self.embedder, crops)
+        faults.point("embed", f"{len(crops)} faces embedded, not returned")
         per_face = (time.perf_counter() - clock) / max(len(crops), 1)
         start = 0
         for result, detections, aligned, model_crops in prepared:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import faults
+from ..diskfull import from_sqlite_error
 from ..errors import Conflict, FacesearchError, NotFound
 from ..governance.crypto import Keyring, open_sealed, seal
 from ..types import ImageResult
@@ -93,12 +95,29 @@ class Catalog:
         self._depth += 1
         try:
             yield self.conn
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
-            self.conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
-            raise
+            self._roll_back(name)
+            clear = from_sqlite_error(exc, self.path)
+            if clear is None:
+                raise
+            raise clear from exc
         self._depth -= 1
-        self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+        try:
+            self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+        except sqlite3.Error as exc:
+            # A commit that fails (a full disk) may leave the transaction open.
+            self._roll_back(name)
+            clear = from_sqlite_error(exc, self.path)
+            if clear is None:
+                raise
+            raise clear from exc
+
+    def _roll_back(self, savepoint: str) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR); a
+        # second ROLLBACK would fail and hide the first error.
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {savepoint}")
 
     # collections
 
@@ -341,6 +360,20 @@ class Catalog:
         )
         return [dict(r) for r in rows]
 
+    def stored_by_runs(
+        self, collection: Collection, inputs: list[str], since: str
+    ) -> tuple[int, int]:
+        """(images, faces) stored in the collection by ingest runs of exactly `inputs`
+        that started at or after `since`: all that a job stored, however often it was cut
+        short, even the batches committed after its last progress report."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(face_count), 0) FROM images WHERE collection_id = ? "
+            "AND run_id IN (SELECT id FROM ingest_runs WHERE collection_id = ? AND inputs = ? "
+            "AND started_at >= ?)",
+            (collection.id, collection.id, "\n".join(inputs), since),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def has_image(self, collection: Collection, sha256: str) -> bool:
         row = self.conn.execute(
             "SELECT 1 FROM images WHERE collection_id = ? AND sha256 = ?",
@@ -379,6 +412,7 @@ class Catalog:
                 added = self._insert_images(collection, run_id, stored[start : start + 500])
                 images += len(added)
                 faces += self._insert_faces(collection, added, model, model_version)
+            faults.point("catalog_commit", f"{images} images written, not committed")
         return images, faces, errors
 
     def _insert_images(
