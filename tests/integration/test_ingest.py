@@ -13,6 +13,7 @@ from crashkit import assert_same_catalog, snapshot
 
 from facesearch.config import Settings
 from facesearch.engine import Engine
+from facesearch.store.database import connect
 
 
 def _lfw_slice(lfw: Path, count: int) -> list[Path]:

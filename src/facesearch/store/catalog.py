@@ -105,7 +105,7 @@ class Catalog:
         self._depth -= 1
         try:
             self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             # A commit that fails (a full disk) may leave the transaction open.
             self._roll_back(name)
             clear = from_sqlite_error(exc, self.path)

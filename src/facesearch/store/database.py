@@ -58,6 +58,11 @@ class Connection:
         """Start a write transaction, waiting for any other writer to finish."""
         raise NotImplementedError
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a failed write may already have ended it)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -95,6 +100,10 @@ class SqliteConnection(Connection):
 
     def begin(self) -> None:
         self.raw.execute("BEGIN IMMEDIATE")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
 
     def close(self) -> None:
         self.raw.close()
@@ -162,6 +171,11 @@ class PostgresConnection(Connection):
         except BaseException:
             self.raw.execute("ROLLBACK")
             raise
+
+    @property
+    def in_transaction(self) -> bool:
+        idle = self._psycopg.pq.TransactionStatus.IDLE
+        return self.raw.info.transaction_status != idle
 
     def close(self) -> None:
         self.raw.close()
