@@ -1,0 +1,20 @@
+"""Runs the embedded Milvus standalone server until SIGTERM (started by milvus_server.py
+inside a network namespace that has only a loopback interface)."""
+
+import signal
+import sys
+import threading
+
+from milvus import MilvusServer
+
+server = MilvusServer()
+server.set_base_dir(sys.argv[1])
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+server.start()  # returns once the server answers its health check
+print(f"ready {server.listen_port}", flush=True)
+try:
+    while not stop.is_set() and server.server_proc.poll() is None:
+        stop.wait(1)
+finally:
+    server.stop()
