@@ -40,6 +40,7 @@ from index import CHUNK, FaceLikeVectors, K, Row, log, recall, timed_queries
 
 from facesearch.config import IndexSettings
 from facesearch.index.flat import FlatIndex
+from facesearch.index.milvus import BUILD_DEFAULTS, MilvusIndex
 from facesearch.index.persistent import PersistentIndex
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,8 +84,6 @@ def milvus_figures(
     kind: str, uri: str, pid: int, ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray,
     truth: np.ndarray, timeout: float,
 ) -> Row:  # fmt: skip
-    from facesearch.index.milvus import BUILD_DEFAULTS, MilvusIndex
-
     settings = IndexSettings(uri=uri, milvus_index=kind, milvus_prefix=f"bench_{kind}")
     index = MilvusIndex(settings, "bench", "1", vectors.shape[1])
     before = server_rss(pid)
@@ -98,6 +97,8 @@ def milvus_figures(
     wait_indexed(index, timeout)
     build_s = time.perf_counter() - started
     time.sleep(5)  # the query node swaps growing segments for the indexed ones
+    index._barrier()  # as the back end does after every write
+    visible = len(index)
     timing = timed_queries(index, queries)
     strong = []  # the same searches under Strong consistency, for the design note
     for query in queries[:30]:
@@ -110,6 +111,7 @@ def milvus_figures(
         "kind": f"Milvus {kind}",
         "build_params": {**BUILD_DEFAULTS[kind], **settings.milvus_build_params},
         "search_params": index.info()["search_params"], "refine": settings.milvus_refine,
+        "faces_visible": visible,
         "recall_at_10": round(recall(timing.pop("found"), truth), 4), **timing,
         "strong_consistency_p50_ms": round(float(np.median(strong)), 1),
         "insert_s": round(insert_s, 1), "insert_and_index_s": round(build_s, 1),
@@ -185,12 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facesearch-bench/milvus"))
     parser.add_argument("--out", type=Path, default=RESULTS / "milvus.json")
+    parser.add_argument("--append", action="store_true", help="keep the sizes already in --out")
     args = parser.parse_args(argv)
     isolate()
     from milvus import MilvusServer
 
     faiss.omp_set_num_threads(1)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    # A fresh server each run: collections an interrupted run left would be counted twice.
+    shutil.rmtree(args.workdir / "server", ignore_errors=True)
     server = MilvusServer()
     server.set_base_dir(str(args.workdir / "server"))
     server.start()
@@ -211,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
             "network": "client and server in one private network namespace, loopback only",
             "sizes": [],
         }
+        if args.append and args.out.exists():  # a later, larger run beside an earlier one
+            earlier = json.loads(args.out.read_text())
+            result["sizes"] = earlier["sizes"]
+            result["command"] = earlier["command"] + " ; " + result["command"]
         gen = FaceLikeVectors(vectors, labels)
         for size in args.sizes:
             result["sizes"].append(run_size(gen, size, args.queries, args, uri,

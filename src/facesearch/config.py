@@ -87,6 +87,9 @@ class IndexSettings(BaseModel):
     # back with their vectors and are re-ranked exactly.
     milvus_refine: int = Field(4, ge=1)
     milvus_timeout_s: float = Field(60.0, gt=0)
+    # Searches wait for Milvus's next time tick (~200 ms) instead of relying on the
+    # barrier after each write, which reaches one query replica (see milvus.py).
+    milvus_strong_search: bool = False
 
 
 DEFAULT_PURPOSES = [

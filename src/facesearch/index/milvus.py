@@ -19,13 +19,17 @@ applies deletions past the sequence number, so a process that died between the
 catalog commit and Milvus catches up at the next sync. Writes are upserts and
 deletes by primary key, both idempotent, so a repeated sync does no harm.
 
-An erased face is never returned: searches ask for Session consistency, under which
-Milvus answers only after it has applied every write this client made before the
-call. Every process re-issues, itself, the deletes of every catalog deletion it has
-not seen yet (at each sync, the engine's step before a search), and on opening
-issues a no-op delete that orders it after every write acknowledged before. Strong
-consistency would give the same guarantee at a price: each call waits for the next
-time tick (about 200 ms in Milvus 2.3), which bench/milvus_search.py measured.
+An erased face is never returned. Every write (the deletes above all) is followed by
+a barrier: one query with Strong consistency, which Milvus answers only once its
+query node has applied every write acknowledged before it; the node's applied
+timestamp never goes back, so every later search, asked with Bounded consistency,
+sees those writes. Each process issues the deletes of every catalog deletion it has
+not seen itself (at each sync, the engine's step before a search) and passes a
+barrier when it opens. Strong consistency on every search would also do, at a price:
+each call waits for Milvus's next time tick, about 200 ms (bench/milvus_search.py).
+Session consistency, meant for exactly this, did not order a search after the
+client's own delete with pymilvus 3.0 and Milvus 2.3.5 (39 of 39 deleted faces came
+back at once), so it is not relied on.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from ..errors import FacesearchError
 from .persistent import CatalogSource, SyncReport
 
 STRONG = "Strong"
-SESSION = "Session"
+BOUNDED = "Bounded"
 # Milvus answers at most this many rows per search or query.
 MAX_ROWS = 16_384
 CHUNK = 8_192  # faces per insert: well under gRPC's 64 MiB message limit
@@ -109,10 +113,10 @@ class MilvusIndex:
         self._ensure_marks()
         self.m = self._read_marks(STRONG)
         self._ensure_faces(self._faces_name(self.m.generation))
-        # Every deletion up to here was applied by some process; the no-op delete
-        # orders this client's later searches after all of them.
+        # Every deletion up to here was applied by some process; the barrier orders
+        # this client's later searches after all of them.
         self._seen_seq = self.m.deletion_seq
-        self.client.delete(self.collection_name, ids=[0])
+        self._barrier()
 
     # names and marks
 
@@ -140,9 +144,9 @@ class MilvusIndex:
             self._marks_name, schema=schema, index_params=index, consistency_level=STRONG
         )
 
-    def _read_marks(self, consistency: str = SESSION) -> Marks:
-        """The marks; Session reads may lag other processes, which costs only repeated,
-        idempotent writes at the next sync."""
+    def _read_marks(self, consistency: str = BOUNDED) -> Marks:
+        """The marks; a Bounded read may lag another process's last write, which costs
+        only repeated, idempotent writes at the next sync."""
         rows = self.client.get(
             self._marks_name, ids=[self._key], output_fields=["generation", "face_watermark",
             "deletion_seq"], consistency_level=consistency,
@@ -175,7 +179,7 @@ class MilvusIndex:
         schema.add_field("collection_id", DataType.INT64, is_partition_key=True)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
         self.client.create_collection(
-            name, schema=schema, index_params=self._index_params(), consistency_level=SESSION,
+            name, schema=schema, index_params=self._index_params(), consistency_level=BOUNDED,
             num_partitions=self.settings.milvus_partitions,
         )  # fmt: skip
         self.client.load_collection(name)
@@ -184,7 +188,7 @@ class MilvusIndex:
 
     def __len__(self) -> int:
         rows = self.client.query(
-            self.collection_name, filter="", output_fields=["count(*)"], consistency_level=SESSION
+            self.collection_name, filter="", output_fields=["count(*)"], consistency_level=BOUNDED
         )
         return int(rows[0]["count(*)"])
 
@@ -229,7 +233,8 @@ class MilvusIndex:
         results = self.client.search(
             self.collection_name, data=queries.tolist(), filter=expr, limit=pool,
             output_fields=["embedding"] if lossy else [], anns_field="embedding",
-            search_params={"metric_type": "IP", "params": params}, consistency_level=SESSION,
+            search_params={"metric_type": "IP", "params": params},
+            consistency_level=STRONG if self.settings.milvus_strong_search else BOUNDED,
         )  # fmt: skip
         scores, ids = _empty(len(queries), k)
         for row, (query, hits) in enumerate(zip(queries, results, strict=True)):
@@ -281,6 +286,7 @@ class MilvusIndex:
         if collection_ids is None:
             collection_ids = np.zeros(len(ids), dtype=np.int64)
         self._upsert(self.collection_name, ids, vectors, np.asarray(collection_ids, np.int64))
+        self._barrier()
 
     def _upsert(
         self, name: str, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray,
@@ -300,6 +306,25 @@ class MilvusIndex:
         ids = np.unique(np.asarray(ids, dtype=np.int64))
         for start in range(0, len(ids), FILTER_IDS):
             self.client.delete(self.collection_name, ids=ids[start : start + FILTER_IDS].tolist())
+        if len(ids):
+            self._barrier(ids[:FILTER_IDS])
+
+    def _barrier(self, deleted: np.ndarray | None = None) -> None:
+        """Wait (one Strong query) until Milvus has applied every write acknowledged so
+        far, so later searches see them; and check that `deleted` faces are gone."""
+        expr = f"id in [{','.join(map(str, deleted.tolist()))}]" if deleted is not None else ""
+        rows = self.client.query(
+            self.collection_name, filter=expr, consistency_level=STRONG,
+            output_fields=["id"] if expr else ["count(*)"],
+        )  # fmt: skip
+        if expr and rows:
+            # Upserted again by a process that read the face just before its erasure
+            # (that process deletes it again at its next sync); delete it now anyway.
+            again = [r["id"] for r in rows]
+            self.client.delete(self.collection_name, ids=again)
+            if self.client.query(self.collection_name, filter=f"id in {again}",
+                                 output_fields=["id"], consistency_level=STRONG):  # fmt: skip
+                raise FacesearchError(f"Milvus still holds deleted faces {again}")
 
     def sync(self, catalog: CollectionCatalog) -> SyncReport:
         """Copy faces added to the catalog since the watermark, then apply its deletions."""
@@ -307,6 +332,9 @@ class MilvusIndex:
         marks = self._read_marks()  # another process may have moved on, or rebuilt
         if marks.generation != self.m.generation:
             self._ensure_faces(self._faces_name(marks.generation))
+        else:  # a Bounded read may not show this process's own last write yet
+            marks = Marks(marks.generation, max(marks.face_watermark, self.m.face_watermark),
+                          max(marks.deletion_seq, self.m.deletion_seq))  # fmt: skip
         self.m = marks
         top_id, top_seq = catalog.index_marks()
         if top_id <= marks.face_watermark and top_seq <= min(marks.deletion_seq, self._seen_seq):
@@ -323,11 +351,13 @@ class MilvusIndex:
             report.added += len(ids)
         # Deletions are read after the faces went in: a face erased while it was being
         # copied has its deletion logged by now and is dropped again here.
-        # Deletions another process applied are issued again from here, so that this
-        # client's Session-consistent searches are ordered after them.
+        # Deletions another process applied are issued again from here, so that the
+        # barrier orders this client's searches after them.
         top_seq = max(top_seq, catalog.index_marks()[1])
         dead = catalog.deletions_between(min(marks.deletion_seq, self._seen_seq), top_seq)
-        self.remove(dead)
+        self.remove(dead)  # with a barrier after it
+        if report.added and not len(dead):
+            self._barrier()  # so a search straight after an ingest finds its faces
         self._seen_seq = max(self._seen_seq, top_seq)
         report.deleted = len(dead)
         if self._read_marks().generation == marks.generation:  # not rebuilt meanwhile
@@ -362,6 +392,7 @@ class MilvusIndex:
         self._write_marks(Marks(old.generation + 1, top_id, top_seq))
         self.client.drop_collection(self._faces_name(old.generation))
         caught_up = self.sync(catalog)  # what changed in the catalog while copying
+        self._barrier()
         return {"faces": count + caught_up.added - caught_up.deleted,
                 "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
 
@@ -448,7 +479,8 @@ class MilvusIndex:
             "collection": self.collection_name, "model": self.model,
             "model_version": self.model_version, "faces": len(self),
             "kind": self._built_kind() or "none", "search_params": params,
-            "consistency": SESSION, "partitions": self.settings.milvus_partitions,
+            "consistency": f"{BOUNDED} searches after {STRONG} barriers",
+            "partitions": self.settings.milvus_partitions,
             "generation": self.m.generation, "face_watermark": self.m.face_watermark,
             "deletion_seq": self.m.deletion_seq,
         }  # fmt: skip
