@@ -82,7 +82,7 @@ class IndexSettings(BaseModel):
     milvus_build_params: dict[str, int] = Field(default_factory=dict)
     milvus_search_params: dict[str, int] = Field(default_factory=dict)
     # Physical partitions the facesearch collection id is hashed into (partition key).
-    milvus_partitions: int = Field(64, ge=1, le=4096)
+    milvus_partitions: int = Field(16, ge=1, le=4096)
     # IVF_SQ8 and IVF_PQ scores are approximate: that many times k candidates come
     # back with their vectors and are re-ranked exactly.
     milvus_refine: int = Field(4, ge=1)

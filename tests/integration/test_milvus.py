@@ -34,7 +34,9 @@ def milvus_uri(tmp_path_factory):
 
 
 def _settings(uri: str, **extra) -> IndexSettings:
-    # A prefix of its own per test: tests share the server but never a collection.
+    # A prefix of its own per test: tests share the server but never a collection. Few
+    # partitions: each holds segments of its own, and compaction visits every segment.
+    extra.setdefault("milvus_partitions", 4)
     return IndexSettings(uri=uri, milvus_prefix=f"t{uuid.uuid4().hex[:12]}", **extra)
 
 
@@ -90,8 +92,9 @@ def test_add_search_remove_for_every_index_kind(milvus_uri, lfw_embeddings, kind
     found = other.search(vectors[victims - 1], K)[1]
     assert not np.isin(found, victims).any() and (found >= 0).all()
     assert len(other) == len(ids) - len(victims)
-    assert other.compact()["faces"] == len(ids) - len(victims)
-    assert not np.isin(other.search(vectors[victims - 1], K)[1], victims).any()
+    if kind == "HNSW":  # compaction is the server's own work, the same for every kind
+        assert other.compact()["faces"] == len(ids) - len(victims)
+        assert not np.isin(other.search(vectors[victims - 1], K)[1], victims).any()
     other.close()
     index.close()
 

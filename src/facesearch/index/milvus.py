@@ -330,7 +330,9 @@ class MilvusIndex:
         """Copy faces added to the catalog since the watermark, then apply its deletions."""
         report = SyncReport()
         marks = self._read_marks()  # another process may have moved on, or rebuilt
-        if marks.generation != self.m.generation:
+        if marks.generation < self.m.generation:  # a Bounded read older than our own write
+            marks = self.m
+        elif marks.generation > self.m.generation:
             self._ensure_faces(self._faces_name(marks.generation))
         else:  # a Bounded read may not show this process's own last write yet
             marks = Marks(marks.generation, max(marks.face_watermark, self.m.face_watermark),
@@ -360,7 +362,7 @@ class MilvusIndex:
             self._barrier()  # so a search straight after an ingest finds its faces
         self._seen_seq = max(self._seen_seq, top_seq)
         report.deleted = len(dead)
-        if self._read_marks().generation == marks.generation:  # not rebuilt meanwhile
+        if self._read_marks().generation <= marks.generation:  # not rebuilt meanwhile
             self._write_marks(Marks(marks.generation, max(top_id, marks.face_watermark),
                                     max(top_seq, marks.deletion_seq)))  # fmt: skip
         return report
