@@ -5,12 +5,12 @@ Chosen by `FACESEARCH_INDEX__URI`; the same calls as the embedded index
 
 - one collection of faces per installation and embedding model,
   `{prefix}_{model}_{version}_g{generation}`: primary key = the catalog's face id,
-  `collection_id` = the facesearch collection, declared as Milvus's partition key
-  (hashed into `milvus_partitions` physical partitions), and the vector. A filter on
-  `collection_id` only scans the partitions that can hold it. A partition key rather
-  than one named partition per facesearch collection: Milvus caps named partitions
-  at a few thousand per collection, organisations declare collections without
-  limit, and faces never have to move when collections come and go.
+  `collection_id` = the facesearch collection, and the vector; a collection filter is
+  a filter on `collection_id`. Not a named partition per facesearch collection: Milvus
+  caps named partitions at a few thousand per collection and organisations declare
+  collections without limit. With `milvus_partitions` > 1 `collection_id` is Milvus's
+  partition key (a filter then scans only the partitions that can hold it); off by
+  default, since Milvus 2.3.5 returned wrong neighbours for filters with it.
 - one small `{prefix}_marks` collection: per model, the generation in use, the
   highest catalog face id copied and the catalog deletion-log sequence applied.
 
@@ -176,11 +176,14 @@ class MilvusIndex:
             return
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("collection_id", DataType.INT64, is_partition_key=True)
+        schema.add_field(
+            "collection_id", DataType.INT64, is_partition_key=self.settings.milvus_partitions > 1
+        )
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
         self.client.create_collection(
             name, schema=schema, index_params=self._index_params(), consistency_level=BOUNDED,
-            num_partitions=self.settings.milvus_partitions,
+            **({"num_partitions": self.settings.milvus_partitions}
+               if self.settings.milvus_partitions > 1 else {}),
         )  # fmt: skip
         self.client.load_collection(name)
 
@@ -197,17 +200,29 @@ class MilvusIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top-k: (scores, face ids), best first; id -1 pads missing results.
 
-        `allowed` is sent as `id in [...]` filters of a few thousand ids each; the engine
-        filters by collection with `search_collections`, which Milvus answers directly.
+        With `allowed`, the allowed faces' vectors are fetched and scored exactly here:
+        a filtered search with `id in [...]` returned allowed but not the nearest faces
+        on Milvus 2.3.5. The engine filters by collection with `search_collections`.
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if allowed is None:
             return self._search(queries, k, "")
         allowed = np.unique(np.asarray(allowed, dtype=np.int64))
-        parts = [
-            self._search(queries, k, f"id in [{','.join(map(str, allowed[s : s + FILTER_IDS]))}]")
-            for s in range(0, len(allowed), FILTER_IDS)
-        ]
+        parts = []
+        for start in range(0, len(allowed), FILTER_IDS):
+            rows = self.client.get(
+                self.collection_name, ids=allowed[start : start + FILTER_IDS].tolist(),
+                output_fields=["embedding"], consistency_level=BOUNDED,
+            )  # fmt: skip
+            if not rows:
+                continue
+            found = np.array([r["id"] for r in rows], dtype=np.int64)
+            scores = queries @ np.array([r["embedding"] for r in rows], dtype=np.float32).T
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            part_scores, part_ids = _empty(len(queries), k)
+            part_scores[:, : top.shape[1]] = np.take_along_axis(scores, top, 1)
+            part_ids[:, : top.shape[1]] = found[top]
+            parts.append((part_scores, part_ids))
         if not parts:
             return _empty(len(queries), k)
         return _merge(parts, k)
