@@ -72,6 +72,32 @@ class IndexSettings(BaseModel):
     refine: int = Field(50, ge=1)
     # A collection filter that keeps at most this many faces is searched exactly.
     filter_exact_max: int = Field(50_000, ge=0)
+    # Where the vectors live: unset keeps the embedded index in the data folder; a
+    # Milvus URI (http://host:19530, https://… for TLS) uses that Milvus standalone
+    # server or cluster instead (needs `pip install -e ".[milvus]"`).
+    uri: str | None = None
+    # "user:password" or an API key, for a Milvus with authentication switched on.
+    milvus_token: SecretStr | None = None
+    milvus_database: str = ""  # empty: Milvus's "default" database
+    # Names of this installation's Milvus collections start with it, so several
+    # installations can share one Milvus.
+    milvus_prefix: str = Field("facesearch", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    milvus_index: str = Field("HNSW", pattern="^(FLAT|IVF_FLAT|IVF_SQ8|IVF_PQ|HNSW)$")
+    # Replace the defaults of milvus.py (HNSW M=16 efConstruction=200; IVF nlist=1024,
+    # IVF_PQ m=32 nbits=8; search ef=128 or nprobe=128), e.g. '{"M": 32}'.
+    milvus_build_params: dict[str, int] = Field(default_factory=dict)
+    milvus_search_params: dict[str, int] = Field(default_factory=dict)
+    # Above 1, the facesearch collection id becomes Milvus's partition key, hashed into
+    # that many partitions. 1 (a plain filtered field): with a partition key, Milvus
+    # 2.3.5 returned wrong neighbours for collection filters (tests/integration/test_milvus.py).
+    milvus_partitions: int = Field(1, ge=1, le=4096)
+    # IVF_SQ8 and IVF_PQ scores are approximate: that many times k candidates come
+    # back with their vectors and are re-ranked exactly.
+    milvus_refine: int = Field(4, ge=1)
+    milvus_timeout_s: float = Field(60.0, gt=0)
+    # Searches wait for Milvus's next time tick (~200 ms) instead of relying on the
+    # barrier after each write, which reaches one query replica (see milvus.py).
+    milvus_strong_search: bool = False
 
 
 DEFAULT_PURPOSES = [

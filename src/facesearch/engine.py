@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from . import ingest as ingest_module
 from .config import DecodeSettings, Settings
 from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
+from .index.base import CollectionFilteredIndex
 from .index.persistent import PersistentIndex
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
@@ -24,6 +25,9 @@ from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
 from .store.catalog import Catalog, Collection
 from .types import FaceRecord, Hit
+
+if TYPE_CHECKING:
+    from .index.milvus import MilvusIndex
 
 
 @dataclass
@@ -44,7 +48,7 @@ class Engine:
         self.catalog = catalog or Catalog.open(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
-        self._index: PersistentIndex | None = None
+        self._index: PersistentIndex | MilvusIndex | None = None
         self._calibration: calibration.Calibration | Literal[False] | None = None
 
     def close(self) -> None:
@@ -135,7 +139,14 @@ class Engine:
             self.vector_index().sync(self.catalog)
         return purged
 
-    def vector_index(self) -> PersistentIndex:
+    def vector_index(self) -> PersistentIndex | MilvusIndex:
+        if self._index is None and self.settings.index.uri:
+            from .index.milvus import MilvusIndex  # pymilvus is an optional dependency
+
+            spec = self.embedder_spec
+            self._index = MilvusIndex(
+                self.settings.index, spec.name, spec.version, spec.embedding_dim or 128
+            )
         if self._index is None:
             spec = self.embedder_spec
             # Its files are encrypted with a data key of their own, wrapped by the
@@ -229,7 +240,11 @@ class Engine:
             allowed = self.catalog.face_ids(chosen) if chosen else np.zeros(0, np.int64)
             if not len(allowed):
                 return [], 0
-        scores, ids = index.search(embedding[None, :], top_k, allowed)
+        if allowed is not None and isinstance(index, CollectionFilteredIndex):
+            query = embedding[None, :]
+            scores, ids = index.search_collections(query, top_k, [c.id for c in chosen])
+        else:
+            scores, ids = index.search(embedding[None, :], top_k, allowed)
         pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
         rows = self.catalog.faces(i for _, i in pairs)
         # A face deleted by another process after this search began is not shown.
@@ -274,7 +289,7 @@ class Engine:
             for h in hits
         ]
 
-    def _vector_index(self) -> PersistentIndex:
+    def _vector_index(self) -> PersistentIndex | MilvusIndex:
         index = self.vector_index()
         index.sync(self.catalog)
         if not len(index):

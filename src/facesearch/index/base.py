@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,3 +51,13 @@ class CatalogBackedIndex(VectorIndex, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class CollectionFilteredIndex(Protocol):
+    """An index that knows each face's collection and filters by it itself (Milvus),
+    instead of being handed every allowed face id."""
+
+    def search_collections(
+        self, queries: np.ndarray, k: int, collection_ids: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]: ...

@@ -573,6 +573,19 @@ class Catalog:
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def collection_ids_of(self, ids: np.ndarray) -> np.ndarray:
+        """The collection id of each face (0 for a face that no longer exists), in order."""
+        ids = [int(i) for i in ids]
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = self.conn.execute(
+                f"SELECT id, collection_id FROM faces WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            found.update((r[0], r[1]) for r in rows)
+        return np.fromiter((found.get(i, 0) for i in ids), dtype=np.int64, count=len(ids))
+
     def embedding(self, face_id: int) -> tuple[np.ndarray, str, str]:
         """A stored face's embedding with the model name and version that made it."""
         row = self.conn.execute(
