@@ -113,15 +113,14 @@ class JobRunner:
 
         try:
             catalog = Catalog.open(self.settings)
+            target = catalog.collection(job.collection, job.organisation_id)
             # Counted from the catalog, not the job's row: a kill between a batch's commit
             # and its progress report leaves that batch out of the row.
             base[:] = catalog.stored_by_runs(
-                catalog.collection(job.collection), job.inputs,
-                self.jobs.get(job.id).started_at or job.created_at,
-            )  # fmt: skip
+                target, job.inputs, self.jobs.get(job.id).started_at or job.created_at
+            )
             with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
                 screen = self.screen_for(engine) if self.screen_for else None
-                target = catalog.collection(job.collection, job.organisation_id)
                 report = engine.ingest([Path(p) for p in job.inputs], target, progress, screen)
                 self.last_report[job.id] = report
         except _Stop:
