@@ -44,6 +44,7 @@ from pymilvus import DataType, MilvusClient
 
 from ..config import IndexSettings
 from ..errors import FacesearchError
+from .agreement import membership_problems
 from .persistent import CatalogSource, SyncReport
 
 STRONG = "Strong"
@@ -450,16 +451,8 @@ class MilvusIndex:
         live, collections = self._live(max(top_id, self.m.face_watermark))
         if len(live) > 1 and np.any(np.diff(live) == 0):
             problems.append("a face id is stored twice in Milvus")
-        expected = catalog.model_face_ids(self.model, self.model_version)
-        missing = np.setdiff1d(expected, live)
-        extra = np.setdiff1d(live, expected)
-        deleted = np.intersect1d(live, catalog.deleted_face_ids())
-        if len(missing):
-            problems.append(f"{len(missing)} catalog faces are missing, e.g. {missing[:5]}")
-        if len(extra):
-            problems.append(f"{len(extra)} faces are not in the catalog, e.g. {extra[:5]}")
-        if len(deleted):
-            problems.append(f"{len(deleted)} deleted faces are searchable, e.g. {deleted[:5]}")
+        found, expected = membership_problems(catalog, live, self.model, self.model_version)
+        problems += found
         both = np.isin(live, expected)
         wrong = np.count_nonzero(catalog.collection_ids_of(live[both]) != collections[both])
         if wrong:

@@ -40,6 +40,7 @@ from .. import faults
 from ..config import IndexSettings
 from ..diskfull import writing
 from ..errors import FacesearchError
+from .agreement import membership_problems
 from .files import (
     RowCipher,
     append,
@@ -597,16 +598,8 @@ class PersistentIndex:
             if len(ids) > 1 and np.any(np.diff(ids) <= 0):
                 problems.append("face ids in the index are not strictly increasing")
             live = self.live_ids()
-            expected = catalog.model_face_ids(self.m.model, self.m.model_version)
-            missing = np.setdiff1d(expected, live)
-            extra = np.setdiff1d(live, expected)
-            deleted = np.intersect1d(live, catalog.deleted_face_ids())
-            if len(missing):
-                problems.append(f"{len(missing)} catalog faces are missing, e.g. {missing[:5]}")
-            if len(extra):
-                problems.append(f"{len(extra)} faces are not in the catalog, e.g. {extra[:5]}")
-            if len(deleted):
-                problems.append(f"{len(deleted)} deleted faces are searchable, e.g. {deleted[:5]}")
+            found, expected = membership_problems(catalog, live, self.m.model, self.m.model_version)
+            problems += found
             if self._ivf is not None and len(self._ivf) != self.m.count:
                 problems.append(f"the IVF holds {len(self._ivf)} slots, not {self.m.count}")
             rng = np.random.default_rng()
