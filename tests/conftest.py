@@ -6,6 +6,7 @@ are fetched once into the user's cache (or FACESEARCH_CACHE_DIR) and verified.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -74,6 +75,26 @@ def lfw_people(lfw: Path, min_images: int, count: int) -> dict[str, list[Path]]:
             if len(people) == count:
                 break
     return people
+
+
+def lfw_gallery(
+    lfw: Path, folder: Path, people: int = 20, per_person: int = 9
+) -> tuple[Path, dict[str, Path]]:
+    """A captioned gallery manifest of LFW people with 5+ images, each one's last held out.
+
+    Returns (manifest, {person: held-out probe}): the identification check that the
+    local pipeline and every back end must pass.
+    """
+    manifest = folder / "gallery.csv"
+    probes = {}
+    with manifest.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "caption"])
+        for name, images in lfw_people(lfw, min_images=5, count=people).items():
+            probes[name] = images[-1]
+            for image in images[:-1][:per_person]:
+                writer.writerow([image, name])
+    return manifest, probes
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,11 @@ process's client), collection filters, sync/verify/rebuild against the catalog, 
 the LFW identification check giving the same rank-1 as the embedded index.
 """
 
-import csv
 import uuid
 
 import numpy as np
 import pytest
-from conftest import lfw_people
+from conftest import lfw_gallery
 from milvus_server import MilvusServer
 
 from facesearch.config import IndexSettings, Settings
@@ -183,16 +182,7 @@ def test_lfw_identification_gives_the_same_rank_one_as_the_embedded_index(
 ):  # fmt: skip
     """tests/integration/test_search_accuracy.py's check, on one catalog searched
     through both back ends (the Milvus one filled by syncing from the catalog)."""
-    people = lfw_people(lfw, min_images=5, count=20)
-    manifest = tmp_path / "gallery.csv"
-    probes = {}
-    with manifest.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "caption"])
-        for name, images in people.items():
-            probes[name] = images[-1]
-            for image in images[:-1][:9]:
-                writer.writerow([image, name])
+    manifest, probes = lfw_gallery(lfw, tmp_path)
     with Engine(settings, analyzer=analyzer) as local:
         local.create_collection("lfw", "LFW deep-funneled", "research benchmark")
         assert local.ingest([manifest], "lfw").errors == 0

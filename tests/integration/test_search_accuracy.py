@@ -3,7 +3,7 @@
 import csv
 
 import numpy as np
-from conftest import lfw_people
+from conftest import lfw_gallery
 
 from facesearch.models.registry import SFACE
 from facesearch.pipeline.decode import decode
@@ -14,17 +14,8 @@ MAX_GALLERY = 9  # per person, to keep the run short
 
 def test_held_out_lfw_photos_find_their_person_at_rank_one(catalog_engine, lfw, tmp_path):
     engine = catalog_engine  # the catalog on SQLite, then on PostgreSQL: the same rank-1
-    people = lfw_people(lfw, min_images=5, count=PEOPLE)
-    assert len(people) == PEOPLE
-    manifest = tmp_path / "gallery.csv"
-    probes = {}
-    with manifest.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "caption"])
-        for name, images in people.items():
-            probes[name] = images[-1]
-            for image in images[:-1][:MAX_GALLERY]:
-                writer.writerow([image, name])
+    manifest, probes = lfw_gallery(lfw, tmp_path, PEOPLE, MAX_GALLERY)
+    assert len(probes) == PEOPLE
     engine.create_collection("lfw", "LFW deep-funneled", "research benchmark")
     report = engine.ingest([manifest], "lfw")
     assert report.errors == 0 and report.images >= PEOPLE * 4
