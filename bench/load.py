@@ -84,7 +84,8 @@ def folder_of(images: list[Path], root: Path, name: str) -> Path:
     folder = root / name
     folder.mkdir()
     for image in images:
-        (folder / image.name).symlink_to(image)
+        # A hard link: ingest refuses symbolic links that leave the folder.
+        os.link(image, folder / image.name)
     return folder
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from badfiles import write_bad_files
+from linkfarm import place
 
 from facesearch.config import Settings
 from facesearch.engine import Engine
@@ -32,14 +33,14 @@ FAULT_LINE = re.compile(r"fault injection: SIGKILL at (\w+) pass (\d+)(?: \((.*)
 
 
 def lfw_folder(lfw: Path, folder: Path, count: int, first_letters: str = "C") -> list[Path]:
-    """`count` LFW images (linked, never copied) and the bad files of badfiles.py;
-    returns the readable images' paths as ingest records them (links resolved)."""
+    """`count` LFW images (hard-linked, see linkfarm.py) and the bad files of badfiles.py;
+    returns the readable images' paths as ingest records them."""
     files = sorted(f for letter in first_letters for f in lfw.glob(f"{letter}*/*.jpg"))[:count]
     folder.mkdir(parents=True, exist_ok=True)
     for file in files:
-        (folder / f"{file.parent.name}__{file.name}").symlink_to(file)
+        place(file, folder / f"{file.parent.name}__{file.name}")
     write_bad_files(folder / "bad", files[0].read_bytes())
-    return sorted(f.resolve() for f in files)
+    return sorted(folder.resolve() / f"{f.parent.name}__{f.name}" for f in files)
 
 
 def command(data_dir: Path, cache_dir: Path, *args: str, workers: int = 1) -> list[str]:

@@ -9,11 +9,13 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from . import __version__
+from . import __version__, failures
 from .cli_eval import eval_app
 from .cli_governance import governed, hash_of
 from .cli_governance import register as register_governance_commands
@@ -93,7 +95,11 @@ def main(
         overrides["cache_dir"] = cache_dir
     if workers is not None:
         overrides["workers"] = workers
-    ctx.obj = Settings(**overrides)
+    try:
+        ctx.obj = Settings(**overrides)
+    except ValidationError as exc:
+        raise FacesearchError(failures.settings_problem(exc)) from None
+    failures.remember(ctx.obj.data_dir)
 
 
 @app.command()
@@ -495,16 +501,25 @@ def runs_list(
 
 
 def run() -> None:
-    """Console entry point: user errors print one clear line, not a traceback."""
+    """Console entry point: user errors print one clear line, not a traceback; so do
+    bugs, whose traceback goes to the log (failures.py)."""
     try:
         app()
     except FacesearchError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
+        _fail(str(exc), 2)
     except OSError as exc:
         # A full disk where no store turned it into a StorageError (an output file).
         clear = from_os_error(exc, Path(exc.filename or "a file"))
         if clear is None:
-            raise
-        err.print(f"[red]error:[/] {clear}")
-        sys.exit(2)
+            _fail(failures.report_unexpected(exc), 1)
+        _fail(str(clear), 2)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:  # a bug
+        _fail(failures.report_unexpected(exc), 1)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(code)

@@ -97,6 +97,7 @@ class Engine:
         collection: str | Collection,
         progress: ingest_module.Progress | None = None,
         screen: ingest_module.Screen | None = None,
+        allowed_roots: list[Path] | None = None,
     ) -> ingest_module.IngestReport:
         target = self._collection(collection)
         # Fetch once here, not in every worker process at the same moment.
@@ -109,6 +110,7 @@ class Engine:
         report = ingest_module.ingest(
             self.settings, self.catalog, target, paths, progress, analyzer,
             on_commit=lambda: self.vector_index().sync(self.catalog), screen=screen,
+            allowed_roots=allowed_roots,
         )  # fmt: skip
         return report
 

@@ -21,7 +21,7 @@ from .errors import FacesearchError, StorageError
 from .models.registry import get as get_model
 from .parallel import run_bounded
 from .pipeline.analyze import Analyzer
-from .pipeline.sources import iter_sources
+from .pipeline.sources import SourceRefused, iter_sources, read_source
 from .store.catalog import Catalog, Collection
 from .types import ImageResult, SourceItem
 
@@ -68,9 +68,11 @@ def ingest(
     analyzer: Analyzer | None = None,
     screen: Screen | None = None,
     on_commit: Callable[[], None] | None = None,
+    allowed_roots: list[Path] | None = None,
 ) -> IngestReport:
-    """`on_commit` runs after each batch is committed to the catalog."""
-    items = list(iter_sources(paths))
+    """`on_commit` runs after each batch is committed to the catalog; `allowed_roots`
+    (a server's ingest folders) bounds every file read, links and manifest lines too."""
+    items = list(iter_sources(paths, allowed_roots))
     model = get_model(settings.embedder)
     report = IngestReport(catalog.start_run(collection, [str(p) for p in paths]), total=len(items))
     started = time.perf_counter()
@@ -150,10 +152,13 @@ def _batches(
     seen: set[str] = set()
     batch: Work = []
     for item in items:
+        if item.refused is not None:
+            store([ImageResult(item, "", 0, error=item.refused)])
+            continue
         try:
-            data = _read(item.path, settings.decode.max_bytes)
-        except OSError as exc:
-            store([ImageResult(item, "", 0, error=f"cannot read file: {exc.strerror or exc}")])
+            data = read_source(item.path, settings.decode.max_bytes)
+        except SourceRefused as exc:
+            store([ImageResult(item, "", 0, error=str(exc))])
             continue
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 in seen or catalog.has_image(collection, sha256):
@@ -166,12 +171,6 @@ def _batches(
             batch = []
     if batch:
         yield batch
-
-
-def _read(path: Path, max_bytes: int) -> bytes:
-    with path.open("rb") as f:
-        # Reading one byte past the limit is enough for decode to refuse it.
-        return f.read(max_bytes + 1)
 
 
 def _run_in_pool(

@@ -121,7 +121,9 @@ class JobRunner:
             )
             with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
                 screen = self.screen_for(engine) if self.screen_for else None
-                report = engine.ingest([Path(p) for p in job.inputs], target, progress, screen)
+                report = engine.ingest(
+                    [Path(p) for p in job.inputs], target, progress, screen, self._roots(job)
+                )
                 self.last_report[job.id] = report
         except _Stop:
             with self._lock:
@@ -140,6 +142,12 @@ class JobRunner:
             self.current = None
         if self.on_finish:
             self.on_finish(self.jobs.get(job.id))
+
+    def _roots(self, job: Job) -> list[Path]:
+        """Where a job may read: links and manifest lines may not lead elsewhere."""
+        if job.kind == "upload":
+            return [self.settings.uploads_dir]
+        return list(self.settings.api.allowed_roots)
 
     def _analyzer_for_ingest(self) -> Analyzer | None:
         # In-process ingest needs models of its own: the server's search engine

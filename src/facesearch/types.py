@@ -16,6 +16,9 @@ class SourceItem:
     source_url: str | None = None
     captured_at: str | None = None
     caption: str | None = None
+    # Why the walk refused this path without reading it (a link loop, a FIFO, a name
+    # that is not UTF-8, …): it is recorded as the path's error. None for a file to read.
+    refused: str | None = None
 
 
 @dataclass(frozen=True)

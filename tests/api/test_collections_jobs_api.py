@@ -9,6 +9,7 @@ import time
 import pytest
 from apiworld import build_app, lfw_slice, make_settings, upload, wait_for_job
 from fastapi.testclient import TestClient
+from linkfarm import place
 
 
 def test_declare_show_change_and_delete_a_collection(world):
@@ -84,11 +85,13 @@ def test_folder_and_manifest_jobs_only_under_allowed_roots(world, wild, tmp_path
     folder = root / "batch"
     folder.mkdir()
     for name in ("img2.jpg", "img5.jpg"):
-        (folder / name).symlink_to(wild / name)
+        place(wild / name, folder / name)
+    # What a manifest names must lie under the allowed roots too.
     manifest = root / "list.csv"
     manifest.write_text(
         "path,source_url,captured_at,caption\n"
-        f"{wild / 'img6.jpg'},https://example.org/p/6,2019-05-04T10:00:00,red carpet\n"
+        f"{place(wild / 'img6.jpg', root / 'img6.jpg')},https://example.org/p/6,"
+        "2019-05-04T10:00:00,red carpet\n"
     )
     client.post("/api/collections", headers=world.as_("administrator"),
                 json={"name": "folders", "source": "server", "legal_basis": "test"})  # fmt: skip

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from linkfarm import place
 from typer.testing import CliRunner
 
 from facesearch.cli import app
@@ -33,11 +34,11 @@ def cli(tmp_path, cache_dir):
 
 @pytest.fixture
 def wild_pick(wild, tmp_path):
-    """A folder of a few wild photos (links, never copies)."""
+    """A folder of a few wild photos (hard links, see linkfarm.py)."""
     folder = tmp_path / "pick"
     folder.mkdir()
     for name in ("couple.jpg", "img1.jpg", "img2.jpg", "img4.jpg", "selfie-many-people.jpg"):
-        (folder / name).symlink_to(wild / name)
+        place(wild / name, folder / name)
     return folder
 
 

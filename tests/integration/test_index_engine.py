@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from linkfarm import place
 from typer.testing import CliRunner
 
 from facesearch.cli import app
@@ -24,7 +25,7 @@ def _people(lfw: Path, names: list[str]) -> dict[str, list[Path]]:
 def _link(folder: Path, files: list[Path]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for file in files:
-        (folder / file.name).symlink_to(file)
+        place(file, folder / file.name)
     return folder
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from badfiles import write_bad_files
 from crashkit import assert_same_catalog, snapshot
+from linkfarm import place
 
 from facesearch.config import Settings
 from facesearch.engine import Engine
@@ -23,7 +24,7 @@ def _lfw_slice(lfw: Path, count: int) -> list[Path]:
 def _link_folder(folder: Path, files: list[Path]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for file in files:
-        (folder / f"{file.parent.name}__{file.name}").symlink_to(file)
+        place(file, folder / f"{file.parent.name}__{file.name}")
     return folder
 
 

@@ -12,6 +12,7 @@ import uuid
 import numpy as np
 import pytest
 from conftest import lfw_gallery
+from linkfarm import place
 from milvus_server import MilvusServer
 
 from facesearch.config import IndexSettings, Settings
@@ -121,7 +122,7 @@ def test_collection_and_id_filters(milvus_uri, lfw_embeddings):
 def _link(folder, files):
     folder.mkdir(parents=True, exist_ok=True)
     for file in files:
-        (folder / file.name).symlink_to(file)
+        place(file, folder / file.name)
     return folder
 
 

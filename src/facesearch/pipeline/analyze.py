@@ -6,6 +6,7 @@ This is what a worker process runs; it touches no database.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ class Analyzer:
             faults.point("decode", str(item.path))
             result.width, result.height = image.width, image.height
             if image.taken_at and not item.captured_at:
-                result.item = SourceItem(item.path, item.source_url, image.taken_at, item.caption)
+                result.item = replace(item, captured_at=image.taken_at)
             prepared.append((result, *self._prepare(image.pixels, result.timings)))
         crops = [crop for _, _, _, model_crops in prepared for crop in model_crops]
         clock = time.perf_counter()

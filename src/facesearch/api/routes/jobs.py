@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from fastapi import APIRouter, Request, status
@@ -42,11 +43,13 @@ def allowed_path(services: Services, raw: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_absolute():
         raise PermissionDenied(f"{raw!r} is not an absolute path")
-    resolved = path.resolve()
+    # realpath, not Path.resolve: that raises on a link loop.
+    resolved = Path(os.path.realpath(path))
     if not any(resolved.is_relative_to(root) for root in roots):
         raise PermissionDenied(f"{raw!r} is outside the folders allowed for ingest")
-    if not resolved.exists():
+    if not os.path.lexists(resolved):
         raise NotFound(f"{raw!r} does not exist")
+    # A link loop, a dangling link or a FIFO is taken, and refused in the job's errors.
     return resolved
 
 
