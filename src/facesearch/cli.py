@@ -6,6 +6,7 @@ Every command takes --json where a script may want to read its output.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -35,10 +36,10 @@ from .config import Settings
 from .diskfull import from_os_error
 from .engine import Engine, SearchResult
 from .errors import FacesearchError
-from .governance.audit import ImageViewed, IngestFinished, IngestStarted, SearchPerformed, Who
+from .governance.audit import ImageViewed, IngestStarted, SearchPerformed, Who
 from .governance.purpose import bind
 from .index_cli import index_app
-from .ingest import IngestReport
+from .ingest import IngestReport, ingest_ended
 from .models.registry import get as get_model
 from .sheet import contact_sheet
 
@@ -248,9 +249,19 @@ def ingest(
         audit, blocklist = governed(engine)
         who = Who.cli(engine.catalog.collection(collection).organisation_id)
         audit.record(who, IngestStarted(collection, [str(p) for p in paths]))
-        report = _ingest_with_progress(engine, paths, collection, blocklist.screen)
-        audit.record(who, IngestFinished(collection, report.status, report.images, report.faces,
-                                         report.blocked, report.run_id))  # fmt: skip
+        seen: list[IngestReport] = []
+        try:
+            report = _ingest_with_progress(engine, paths, collection, blocklist.screen, seen)
+        except BaseException as exc:
+            # How it ended is recorded however it ended; a failure to record that (a full
+            # disk) does not hide the error that stopped the ingest.
+            with contextlib.suppress(FacesearchError):
+                audit.record(who, ingest_ended(collection, seen[0] if seen else None, exc))
+            if isinstance(exc, KeyboardInterrupt):
+                err.print("[yellow]interrupted: what was stored is kept; run again to continue[/]")
+                raise typer.Exit(130) from None
+            raise
+        audit.record(who, ingest_ended(collection, report))
     summary = {
         "run_id": report.run_id, "status": report.status, "files": report.total,
         "images_added": report.images, "faces_added": report.faces,
@@ -277,8 +288,11 @@ def ingest(
 
 
 def _ingest_with_progress(
-    engine: Engine, paths: list[Path], collection: str, screen=None
-) -> IngestReport:
+    engine: Engine, paths: list[Path], collection: str, screen=None,
+    seen: list[IngestReport] | None = None,
+) -> IngestReport:  # fmt: skip
+    """`seen` receives the run's report as soon as it starts (how an ingest that fails
+    or is interrupted is still recorded)."""
     columns = (
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} img/s"), TextColumn("{task.fields[faces]} faces"),
@@ -288,16 +302,14 @@ def _ingest_with_progress(
         task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0)
 
         def update(report: IngestReport) -> None:
+            if seen is not None and not seen:
+                seen.append(report)
             bar.update(
                 task, total=report.total, completed=report.done,
                 rate=report.images_per_second, faces=report.faces, errors=report.errors,
             )  # fmt: skip
 
-        try:
-            return engine.ingest(paths, collection, update, screen)
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted: what was stored is kept; run again to continue[/]")
-            raise typer.Exit(130) from None
+        return engine.ingest(paths, collection, update, screen)
 
 
 # search

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import FacesearchError, StorageError
+from .governance.audit import IngestFinished
 from .models.registry import get as get_model
 from .parallel import run_bounded
 from .pipeline.analyze import Analyzer
@@ -110,6 +111,8 @@ def ingest(
 
     batches = _batches(items, catalog, collection, settings, skip_duplicate, store)
     try:
+        if progress:  # the total is known before the first file is read
+            progress(report)
         if settings.ray.address:
             _run_on_ray(settings, batches, store, report)
         elif settings.workers <= 1:
@@ -118,8 +121,10 @@ def ingest(
                 store(analyzer.analyze_batch(batch))
         else:
             _run_in_pool(settings, batches, store)
-    except BaseException:
-        report.status = "interrupted"
+    except BaseException as exc:
+        # A failure (a bug, a lost cluster, a full disk) is not an interruption (Ctrl-C,
+        # a job stopped by its server's shutdown or a cancel).
+        report.status = "failed" if isinstance(exc, Exception) else "interrupted"
         # On a full disk this write fails too; the run then stays 'running', as a killed
         # one does, and the error that stopped it is the one to report.
         with contextlib.suppress(StorageError):
@@ -129,6 +134,23 @@ def ingest(
     report.seconds = time.perf_counter() - started
     catalog.finish_run(report.run_id, report.status, _counts(report))
     return report
+
+
+def ingest_ended(
+    collection: str, report: IngestReport | None, exc: BaseException | None = None
+) -> IngestFinished:
+    """The audit event of how an ingest ended: from its report, or, where it stopped
+    before its run began (a missing folder, a model that cannot be fetched), from the
+    exception that stopped it."""
+    if report is not None:
+        status = report.status
+        if exc is not None and status in ("running", "finished"):
+            status = "failed" if isinstance(exc, Exception) else "interrupted"
+        return IngestFinished(
+            collection, status, report.images, report.faces, report.blocked, report.run_id
+        )
+    status = "interrupted" if exc is not None and not isinstance(exc, Exception) else "failed"
+    return IngestFinished(collection, status, 0, 0, 0, 0)
 
 
 def _counts(report: IngestReport) -> dict[str, int]:

@@ -362,3 +362,42 @@ def test_a_server_job_records_the_oddities_and_links_stay_inside_the_allowed_roo
         assert "links may not leave" in reasons[str(inside / "out.jpg")]
     finally:
         os.rename(inside, tree.root)
+
+
+@pytest.mark.slow
+def test_an_ingest_on_ray_records_the_oddities_from_its_driver(tree, tmp_path, cache_dir):
+    """On a Ray cluster the driver reads the files: the same walk, the same refusals."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    from raycluster import ClusterUnavailable, RayCluster
+
+    base = [sys.executable, "-m", "facesearch", "--data-dir", str(tmp_path / "data"),
+            "--cache-dir", str(cache_dir)]  # fmt: skip
+    created = subprocess.run(
+        [*base, "collections", "create", "odd", "--source", "s", "--legal-basis", "t"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    try:
+        cluster = RayCluster(workers=1).start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"no Ray cluster here: {exc}")
+    try:
+        driver = cluster.exec(
+            cluster.head,
+            [*base, "ingest", str(tree.root), "--collection", "odd", "--ray", cluster.address,
+             "--json"],
+            env={"FACESEARCH_RAY__NODE_IP": cluster.head.address},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            out, err = driver.communicate(timeout=600)  # a FIFO opened would block for ever
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    finally:
+        cluster.stop()
+    assert driver.returncode == 0 and "Traceback" not in err, err[-3000:]
+    summary = json.loads(out)
+    assert (summary["status"], summary["images_added"], summary["errors"]) == (
+        "finished", 2, len(tree.odd),
+    )  # fmt: skip
