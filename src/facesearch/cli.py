@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.progress import (
@@ -93,7 +94,14 @@ def main(
         overrides["cache_dir"] = cache_dir
     if workers is not None:
         overrides["workers"] = workers
-    ctx.obj = Settings(**overrides)
+    try:
+        ctx.obj = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise FacesearchError(f"invalid settings: {problems}") from None
+    from .models import declared
+
+    declared.install(ctx.obj)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -24,6 +25,28 @@ class DetectSettings(BaseModel):
     # from full resolution.
     max_side: int = Field(1280, ge=160)
     top_k: int = Field(500, ge=1)
+
+
+class DeclaredModel(BaseModel):
+    """An operator's own recogniser: an ONNX file they hold a licence for (for example a
+    non-commercial ArcFace pack), used where it lies and never downloaded."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    path: Path
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The licence text (or its name and where the full text is), shown by
+    # `facesearch models list`; required, since the operator vouches for it.
+    licence: str = Field(min_length=1)
+    embedding_dim: int = Field(ge=2)
+    version: str = "declared"
+    crop_size: int = Field(112, ge=32, le=512)
+    colour: Literal["RGB", "BGR"] = "RGB"
+    # insightface's ArcFace models take (x - 127.5) / 127.5; SFace takes 0..255.
+    mean: float = 127.5
+    scale: float = 1 / 127.5
+    runtime: Literal["onnxruntime", "opencv"] = "onnxruntime"
+    # A calibration fitted with `facesearch eval calibrate` (bands for search results).
+    calibration: Path | None = None
 
 
 class DecodeSettings(BaseModel):
@@ -206,7 +229,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("facesearch")))
     cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("facesearch")))
     detector: str = "yunet-2023mar"
+    # The recogniser new faces are embedded with: a built-in model or a declared one.
     embedder: str = "sface-2021dec"
+    # FACESEARCH_DECLARED_MODELS='[{"name": …, "path": …, "sha256": …, "licence": …,
+    # "embedding_dim": 512}]': checked at start (sha256, graph, input shape).
+    declared_models: list[DeclaredModel] = Field(default_factory=list)
     # Embed each face and its mirror image and average them: measured in MODEL_CARD.md;
     # it doubles the cost of the embedding step.
     flip_embeddings: bool = False

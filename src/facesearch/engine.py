@@ -18,6 +18,7 @@ from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
 from .index.base import CollectionFilteredIndex
 from .index.persistent import PersistentIndex
+from .models import declared
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
 from .models.registry import get as get_model
@@ -45,6 +46,8 @@ class Engine:
         self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None
     ) -> None:
         self.settings = settings
+        # A declared model that fails its checks stops start before the catalog opens.
+        declared.install(settings)
         self.catalog = catalog or Catalog.open(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
@@ -279,7 +282,7 @@ class Engine:
         if self._calibration is None:
             # Loaded once per engine: it is fixed for the model, and search is a hot path.
             self._calibration = (
-                calibration.load(self.settings.embedder, self.settings.flip_embeddings) or False
+                calibration.for_model(self.embedder_spec, self.settings.flip_embeddings) or False
             )
         cal = self._calibration
         if not cal:

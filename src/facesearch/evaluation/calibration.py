@@ -143,6 +143,19 @@ def load(model: str, flip: bool, folder: Path | None = None) -> Calibration | No
         raise FacesearchError(f"calibration {name} is malformed: {exc}") from None
 
 
+def for_model(spec, flip: bool) -> Calibration | None:
+    """The calibration of a registry entry: its declared file, else the shipped one."""
+    if spec.calibration_file is None:
+        return load(spec.name, flip)
+    path = Path(spec.calibration_file)
+    try:
+        return Calibration.from_json(json.loads(path.read_text()))
+    except OSError as exc:
+        raise FacesearchError(f"cannot read the calibration of {spec.name}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FacesearchError(f"calibration {path} is malformed: {exc}") from None
+
+
 def save(calibration: Calibration, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / file_name(calibration.model, calibration.flip)
