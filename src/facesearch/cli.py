@@ -302,6 +302,70 @@ def _ingest_with_progress(
             raise typer.Exit(130) from None
 
 
+@app.command()
+def reembed(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="The collection to re-embed.")],
+    model: Annotated[str, typer.Option(help="The recogniser to embed its faces with.")],
+    source_model: Annotated[
+        str | None,
+        typer.Option("--from", help="The model whose faces to re-embed [default: configured]."),
+    ] = None,
+    skip_missing: Annotated[
+        bool,
+        typer.Option(
+            help="Complete even if some image files are gone or changed (their "
+            "faces get no embedding of the new model)."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-embed a collection's stored faces with another model, from its image files.
+
+    Resumable: run it again after an interruption. Searches with the new model see the
+    collection only once every face is re-embedded.
+
+    Example: facesearch reembed --collection press --model my-arcface
+    """
+    from .reembed import reembed as run_reembed
+
+    columns = (TextColumn("[bold]re-embed"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("images"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    with _engine(ctx) as engine, Progress(*columns, console=err) as bar:
+        task = bar.add_task("reembed", total=None)
+        target = engine.catalog.collection(collection)
+        try:
+            report = run_reembed(
+                ctx.obj, engine.catalog, target, model, source_model,
+                lambda r: bar.update(task, total=r.images_total, completed=r.images_done),
+                skip_missing,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: what was re-embedded is kept; run again[/]")
+            raise typer.Exit(130) from None
+    summary = {
+        "collection": report.collection, "from": report.source, "to": report.target,
+        "faces": report.faces, "staged": report.staged, "images_this_run": report.images_done,
+        "missing_or_changed_files": report.missing, "completed": report.completed,
+        "faces_added": report.faces_added, "seconds": round(report.seconds, 2),
+    }  # fmt: skip
+    if as_json:
+        _print_json(summary)
+    elif report.completed:
+        out.print(f"{report.collection}: {report.faces_added} faces of {report.target} added; "
+                  f"searches with {model} now cover it")  # fmt: skip
+    else:
+        out.print(f"{report.collection}: {report.staged} of {report.faces} faces re-embedded; "
+                  f"not complete, searches with {model} do not see it yet")  # fmt: skip
+    if report.missing:
+        err.print(
+            f"[yellow]{len(report.missing)} image files are gone or changed, e.g. "
+            f"{report.missing[0]}; --skip-missing completes without their faces[/]"
+        )
+    if not report.completed:
+        raise typer.Exit(1)
+
+
 # search
 
 
