@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import faults
+from ..clock import now
 from ..diskfull import from_sqlite_error
 from ..errors import Conflict, FacesearchError, NotFound
 from ..governance.crypto import Keyring, open_sealed, seal
 from ..types import ImageResult
 from .database import Connection, IntegrityError, connect, is_url
-from .migrations import migrate, now
+from .migrations import migrate
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ DOUBLE PRECISION, BYTEA, identity columns) when the catalog lives there.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from ..clock import now
 from .database import (
     POSTGRESQL,
     SQLITE,
@@ -264,10 +263,6 @@ DIALECT_SCRIPTS: dict[tuple[str, str], str] = {
             UNIQUE (organisation_id, name)
         """,
 }
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def migrate(conn: Connection) -> list[str]:
