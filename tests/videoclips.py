@@ -149,3 +149,15 @@ def standard_shots(people: dict[str, list[Path]], seconds: float = 2.0) -> list[
         if n % 2 == 1:
             shots.append(Shot(1.0, [], colours[(n + 2) % len(colours)]))
     return shots
+
+
+def single_face_people(lfw: Path, analyzer, count: int) -> dict[str, list[Path]]:
+    """Like `people_photos`, keeping only people whose first two photos each show exactly
+    one face, so every face in a clip is one of the cast."""
+    chosen = {}
+    for name, photos in people_photos(lfw, count * 4).items():
+        if all(len(analyzer.faces(cv2.imread(str(p)))) == 1 for p in photos[:2]):
+            chosen[name] = photos
+            if len(chosen) == count:
+                break
+    return chosen
