@@ -373,7 +373,9 @@ def search_json(result: SearchResult) -> dict:
                 "rank": h.rank,
                 "score": round(h.score, 4),
                 "band": h.band,
+                "band_gallery_size": h.band_gallery_size,
                 "estimated_fmr": h.estimated_fmr,
+                "quality": h.quality,
                 "face_id": h.face_id,
                 "image_id": h.image_id,
                 "collection": h.collection,
@@ -406,7 +408,7 @@ def _print_search(result: SearchResult) -> None:
     dated = any(h.captured_at for h in result.hits)
     # The image's path or source is what a person acts on: it gets the room and
     # folds rather than being cut; face boxes are in --json and on the web.
-    for column in ("#", "score", "lead", "FMR", "collection"):
+    for column in ("#", "score", "lead", "FMR", "quality", "collection"):
         table.add_column(column)
     table.add_column("image or source", overflow="fold", ratio=1)
     if dated:
@@ -414,12 +416,20 @@ def _print_search(result: SearchResult) -> None:
     table.add_column("face")
     for h in result.hits:
         fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
-        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, h.collection,
+        quality = f"{h.quality:.2f}" if h.quality is not None else ""
+        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, quality, h.collection,
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
         table.add_row(*cells, str(h.face_id))
     out.print(table)
+    calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
+    if calibrated:
+        weaker = " (a larger gallery: a band is weaker evidence here)" if (
+            result.searched_faces > calibrated
+        ) else ""  # fmt: skip
+        out.print(f"[dim]Bands calibrated at a gallery of {calibrated:,} faces; this search "
+                  f"covered {result.searched_faces:,}{weaker}.[/]")  # fmt: skip
     out.print(f"[dim]{LEAD_NOTICE} Thumbnails: facesearch faces thumbnail FACE_ID -o FILE[/]")
 
 

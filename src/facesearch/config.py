@@ -54,6 +54,39 @@ class DecodeSettings(BaseModel):
     max_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
 
+class VideoSettings(BaseModel):
+    """Video files: how densely they are sampled, how faces are tracked, and the limits
+    past which a file is refused (each a clear per-file error)."""
+
+    # Frames sampled per second of video, on a fixed grid; a scene cut adds its first frame.
+    sample_fps: float = Field(2.0, gt=0, le=30)
+    # Mean absolute difference (0-255) of two consecutive decoded frames' small colour copies
+    # above which a new shot starts.
+    scene_cut_threshold: float = Field(30.0, gt=0, le=255)
+    # Samples further apart than this are reached by seeking to the keyframe before
+    # each one instead of decoding every frame between them.
+    seek_gap_s: float = Field(4.0, gt=0)
+    # Long files are processed and stored in segments of this length, so a crash
+    # resumes at the segment it stopped in.
+    segment_s: float = Field(60.0, ge=1)
+    # Faces kept per track: the best by quality, each with its moment.
+    faces_per_track: int = Field(3, ge=1, le=50)
+    # Tracking: a detection joins a track when its box overlaps the track's last box by
+    # at least `track_iou`, or its embedding is at least `track_similarity` to the
+    # track's; a track unseen for `track_gap_s` ends.
+    track_iou: float = Field(0.3, ge=0, le=1)
+    track_similarity: float = Field(0.5, ge=-1, le=1)
+    track_gap_s: float = Field(1.5, gt=0)
+    max_bytes: int = Field(8 * 1024**3, ge=1)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    max_pixels: int = Field(3840 * 2160, ge=1)  # per frame
+    max_fps: float = Field(240.0, gt=0)
+    # Decoding a segment may take this many seconds plus `budget_per_video_s` per second of
+    # video in it; past that the file is refused, so no file can hang an ingest.
+    budget_base_s: float = Field(30.0, gt=0)
+    budget_per_video_s: float = Field(1.0, gt=0)
+
+
 class ApiSettings(BaseModel):
     # Probe photos and uploads from browsers are far smaller than archive files.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
@@ -209,6 +242,7 @@ class Settings(BaseSettings):
     thumbnail_px: int = Field(96, ge=16, le=512)
     detect: DetectSettings = DetectSettings()
     decode: DecodeSettings = DecodeSettings()
+    video: VideoSettings = VideoSettings()
     api: ApiSettings = ApiSettings()
     governance: GovernanceSettings = GovernanceSettings()
     crypto: CryptoSettings = CryptoSettings()

@@ -258,6 +258,7 @@ class Engine:
                 rank=rank, score=score, face_id=i, image_id=rows[i].image_id,
                 collection=rows[i].collection, path=rows[i].path, source_url=rows[i].source_url,
                 captured_at=rows[i].captured_at, box=rows[i].box, thumbnail=rows[i].thumbnail,
+                quality=rows[i].quality,
             )
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
@@ -289,7 +290,12 @@ class Engine:
         if not cal:
             return hits
         return [
-            replace(h, estimated_fmr=cal.estimated_fmr(h.score), band=cal.band(h.score))
+            replace(
+                h,
+                estimated_fmr=cal.estimated_fmr(h.score),
+                band=cal.band(h.score),
+                band_gallery_size=cal.gallery_size,
+            )
             for h in hits
         ]
 
