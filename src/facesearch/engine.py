@@ -24,6 +24,7 @@ from .models.registry import MODELS, ModelSpec
 from .models.registry import get as get_model
 from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
+from .storage import open_catalog
 from .store.catalog import Catalog, Collection
 from .types import FaceRecord, Hit
 
@@ -48,7 +49,7 @@ class Engine:
         self.settings = settings
         # A declared model that fails its checks stops start before the catalog opens.
         declared.install(settings)
-        self.catalog = catalog or Catalog.open(settings)
+        self.catalog = catalog or open_catalog(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
         self._index: PersistentIndex | MilvusIndex | None = None
