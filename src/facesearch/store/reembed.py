@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..governance.crypto import seal
 from .catalog import Catalog, Collection, _context
 
 
@@ -100,7 +99,7 @@ class ReembedStore:
         context = _context("embedding", collection.id)
         rows = [
             (face_id, collection.id, *target,
-             seal(key, np.asarray(vector, dtype="<f4").tobytes(), context))
+             self.catalog.sealer.seal(key, np.asarray(vector, dtype="<f4").tobytes(), context))
             for face_id, vector in embeddings.items()
         ]  # fmt: skip
         with self.catalog.transaction():
