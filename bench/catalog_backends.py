@@ -74,7 +74,7 @@ def _batches(count: int, seed: int) -> list[list[ImageResult]]:
 
 
 def _measure(location, key_dir: Path, images: int, seed: int) -> dict:
-    catalog = Catalog(location, keyring=Keyring.from_file(key_dir / "master.key"))
+    catalog = Catalog(location, Keyring.from_file(key_dir / "master.key"))
     try:
         collection = catalog.create_collection(f"c{seed}", "bench", "bench")
         run = catalog.start_run(collection, ["/archive"])

@@ -34,7 +34,7 @@ from facesearch.config import IndexSettings, Settings
 from facesearch.engine import Engine
 from facesearch.governance.crypto import open_sealed, seal
 from facesearch.index.persistent import PersistentIndex
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog_file
 from facesearch.types import Detection, FaceRecord, ImageResult, SourceItem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def index_load(sizes: list[int], thumbnail: bytes, folder: Path) -> list[dict]:
     rng = np.random.default_rng(1)
     for size in sizes:
         path = folder / f"load-{size}" / "catalog.sqlite3"
-        catalog = Catalog(path)
+        catalog = open_catalog_file(path)
         collection = catalog.create_collection("c", "synthetic", "bench")
         vectors = rng.standard_normal((size, 128)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -187,7 +187,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         real = real_ingest_and_search(args.lfw_images, folder)
-        with Catalog(folder / "real" / "catalog.sqlite3") as catalog:
+        with open_catalog_file(folder / "real" / "catalog.sqlite3") as catalog:
             face_id = catalog.face_list(limit=1)[0]["id"]
             thumbnail = catalog.faces([face_id])[face_id].thumbnail
         face = per_face(thumbnail)

@@ -1,12 +1,17 @@
-"""Speed per face of each recogniser, plain and with test-time flip, single-threaded.
+"""Speed of each recogniser, plain and with test-time flip, single-threaded.
 
 For each of the first N LFW images (sorted paths): detect once, then time the
 recogniser's alignment + embedding of the central face, `--repeat` rounds in
 alternation so every variant sees the same machine load. Reports the median ms
 per face and the ratio to SFace plain, measured in the same run.
 
+Then the whole ingest pipeline per image (decode, detect, align, embed, quality,
+thumbnail; `Analyzer.analyze_batch` in batches of 16, as ingest runs it), in images
+per second on one thread; a fusion costs its first model's pipeline plus the second
+model's alignment and embedding. Ingest runs one such worker per core.
+
     python bench/recognisers.py --images 200
-Writes bench/results/recognisers.json.
+Writes bench/results/recogniser_speed.json.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from facesearch.config import Settings
 from facesearch.evaluation.embeddings import central_face
 from facesearch.models.cache import ModelCache
 from facesearch.models.registry import get as get_model
-from facesearch.pipeline.analyze import load_embedder
+from facesearch.pipeline.analyze import Analyzer, load_embedder
 from facesearch.pipeline.decode import decode
 from facesearch.pipeline.detect import Detector
 from facesearch.pipeline.embed import embed_faces
+from facesearch.types import SourceItem
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACESEARCH_DATA", ROOT.parent / "shared" / "data"))
@@ -74,6 +80,7 @@ def main() -> None:
          "ratio_to_sface": round(statistics.median(t) / base, 2)}
         for (m, flip), t in timings.items()
     ]  # fmt: skip
+    ingest = _ingest_speed(paths, settings, cache, detector, variants, args.repeat, timings)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "faces": len(faces),
@@ -81,10 +88,34 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "detect_ms_per_250px_image_median": round(statistics.median(detect_ms), 2),
         "recognisers": rows,
+        "ingest": ingest,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "recognisers.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "recogniser_speed.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+
+
+def _ingest_speed(paths, settings, cache, detector, variants, repeat, per_face) -> list[dict]:
+    works = [(SourceItem(p), "", p.read_bytes()) for p in paths]
+    seconds: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(repeat):
+        for (model, flip), embedder in variants.items():
+            analyzer = Analyzer(detector, embedder, settings)
+            clock = time.perf_counter()
+            for start in range(0, len(works), 16):
+                analyzer.analyze_batch(works[start : start + 16])
+            seconds.setdefault((model, flip), []).append(time.perf_counter() - clock)
+    rows = []
+    for (model, flip), t in seconds.items():
+        rate = len(works) / statistics.median(t)
+        rows.append({"variant": model + (" flip" if flip else ""), "images_per_s": round(rate, 1)})
+    for flip in (False, True):
+        base = len(works) / statistics.median(seconds[(MODELS[0], flip)])
+        extra_s = statistics.median(per_face[(MODELS[1], flip)]) / 1000  # per face, ~1 per image
+        rate = 1 / (1 / base + extra_s)
+        rows.append({"variant": " + ".join(MODELS) + (" flip" if flip else ""),
+                     "images_per_s": round(rate, 1)})  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

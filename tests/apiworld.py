@@ -20,7 +20,7 @@ from facesearch.api.app import create_app
 from facesearch.config import ApiSettings, Settings
 from facesearch.engine import Engine
 from facesearch.governance.auth import Role
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog
 
 ROLES = [r.value for r in Role]
 # The form fields every search must carry.
@@ -65,7 +65,7 @@ def make_settings(base: Path, cache_dir: Path, **api: object) -> Settings:
 
 
 def build_app(settings: Settings, analyzer):
-    engine = Engine(settings, Catalog.open(settings, check_same_thread=False), analyzer)
+    engine = Engine(settings, open_catalog(settings, check_same_thread=False), analyzer)
     return create_app(settings, engine=engine)
 
 

@@ -37,6 +37,25 @@ CLEAR_ERRORS = (
     "image has no pixels",
     "too many",
     "not enough memory",
+    # Videos (facesearch.pipeline.video)
+    "not a video",
+    "not a regular file",
+    "cannot read file",
+    "no video stream",
+    "video is",
+    "video frames are",
+    "video has no pixels",
+    "zero-frame",
+    "corrupt",
+    "truncated",
+    "frame rate",
+    "the container declares",
+    "the stream goes on",
+    "the frames go on",
+    "timestamps go back",
+    "decoding took longer",
+    "reading the file took longer",
+    "a frame is",
 )
 
 EXIF_ORIENTATION = 0x0112

@@ -27,7 +27,7 @@ from linkfarm import place
 from facesearch.config import Settings
 from facesearch.engine import Engine
 from facesearch.faults import ENV as FAULT_ENV
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog, open_catalog_file
 
 FAULT_LINE = re.compile(r"fault injection: SIGKILL at (\w+) pass (\d+)(?: \((.*)\))?")
 
@@ -165,7 +165,7 @@ def snapshot(store: Path | Settings) -> dict:
     `store` is a SQLite catalog file, or settings naming any back end (PostgreSQL too).
     """
     # Embeddings are sealed at rest; the catalog opens them with the configured key.
-    opened = Catalog(store) if isinstance(store, Path) else Catalog.open(store)
+    opened = open_catalog_file(store) if isinstance(store, Path) else open_catalog(store)
     with opened as catalog:
         conn = catalog.conn
         images = sorted(

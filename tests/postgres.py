@@ -150,7 +150,7 @@ def catalog_location(catalog_backend: str, tmp_path: Path, request) -> Path | st
 
 def open_catalog(location: Path | str, key_dir: Path, check_same_thread: bool = True) -> Catalog:
     """The catalog at `location` with the master key kept in `key_dir`."""
-    return Catalog(location, check_same_thread, Keyring.from_file(key_dir / "master.key"))
+    return Catalog(location, Keyring.from_file(key_dir / "master.key"), check_same_thread)
 
 
 @pytest.fixture

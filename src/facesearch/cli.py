@@ -99,8 +99,12 @@ def main(
     try:
         ctx.obj = Settings(**overrides)
     except ValidationError as exc:
-        raise FacesearchError(failures.settings_problem(exc)) from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise FacesearchError(f"invalid settings: {problems}") from None
     failures.remember(ctx.obj.data_dir)
+    from .models import declared
+
+    declared.install(ctx.obj)
 
 
 @app.command()
@@ -312,6 +316,70 @@ def _ingest_with_progress(
         return engine.ingest(paths, collection, update, screen)
 
 
+@app.command()
+def reembed(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="The collection to re-embed.")],
+    model: Annotated[str, typer.Option(help="The recogniser to embed its faces with.")],
+    source_model: Annotated[
+        str | None,
+        typer.Option("--from", help="The model whose faces to re-embed [default: configured]."),
+    ] = None,
+    skip_missing: Annotated[
+        bool,
+        typer.Option(
+            help="Complete even if some image files are gone or changed (their "
+            "faces get no embedding of the new model)."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-embed a collection's stored faces with another model, from its image files.
+
+    Resumable: run it again after an interruption. Searches with the new model see the
+    collection only once every face is re-embedded.
+
+    Example: facesearch reembed --collection press --model my-arcface
+    """
+    from .reembed import reembed as run_reembed
+
+    columns = (TextColumn("[bold]re-embed"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("images"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    with _engine(ctx) as engine, Progress(*columns, console=err) as bar:
+        task = bar.add_task("reembed", total=None)
+        target = engine.catalog.collection(collection)
+        try:
+            report = run_reembed(
+                ctx.obj, engine.catalog, target, model, source_model,
+                lambda r: bar.update(task, total=r.images_total, completed=r.images_done),
+                skip_missing,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: what was re-embedded is kept; run again[/]")
+            raise typer.Exit(130) from None
+    summary = {
+        "collection": report.collection, "from": report.source, "to": report.target,
+        "faces": report.faces, "staged": report.staged, "images_this_run": report.images_done,
+        "missing_or_changed_files": report.missing, "completed": report.completed,
+        "faces_added": report.faces_added, "seconds": round(report.seconds, 2),
+    }  # fmt: skip
+    if as_json:
+        _print_json(summary)
+    elif report.completed:
+        out.print(f"{report.collection}: {report.faces_added} faces of {report.target} added; "
+                  f"searches with {model} now cover it")  # fmt: skip
+    else:
+        out.print(f"{report.collection}: {report.staged} of {report.faces} faces re-embedded; "
+                  f"not complete, searches with {model} do not see it yet")  # fmt: skip
+    if report.missing:
+        err.print(
+            f"[yellow]{len(report.missing)} image files are gone or changed, e.g. "
+            f"{report.missing[0]}; --skip-missing completes without their faces[/]"
+        )
+    if not report.completed:
+        raise typer.Exit(1)
+
+
 # search
 
 
@@ -383,7 +451,9 @@ def search_json(result: SearchResult) -> dict:
                 "rank": h.rank,
                 "score": round(h.score, 4),
                 "band": h.band,
+                "band_gallery_size": h.band_gallery_size,
                 "estimated_fmr": h.estimated_fmr,
+                "quality": h.quality,
                 "face_id": h.face_id,
                 "image_id": h.image_id,
                 "collection": h.collection,
@@ -416,7 +486,7 @@ def _print_search(result: SearchResult) -> None:
     dated = any(h.captured_at for h in result.hits)
     # The image's path or source is what a person acts on: it gets the room and
     # folds rather than being cut; face boxes are in --json and on the web.
-    for column in ("#", "score", "lead", "FMR", "collection"):
+    for column in ("#", "score", "lead", "FMR", "quality", "collection"):
         table.add_column(column)
     table.add_column("image or source", overflow="fold", ratio=1)
     if dated:
@@ -424,12 +494,20 @@ def _print_search(result: SearchResult) -> None:
     table.add_column("face")
     for h in result.hits:
         fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
-        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, h.collection,
+        quality = f"{h.quality:.2f}" if h.quality is not None else ""
+        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, quality, h.collection,
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
         table.add_row(*cells, str(h.face_id))
     out.print(table)
+    calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
+    if calibrated:
+        weaker = " (a larger gallery: a band is weaker evidence here)" if (
+            result.searched_faces > calibrated
+        ) else ""  # fmt: skip
+        out.print(f"[dim]Bands calibrated at a gallery of {calibrated:,} faces; this search "
+                  f"covered {result.searched_faces:,}{weaker}.[/]")  # fmt: skip
     out.print(f"[dim]{LEAD_NOTICE} Thumbnails: facesearch faces thumbnail FACE_ID -o FILE[/]")
 
 

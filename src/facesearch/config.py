@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -26,9 +27,64 @@ class DetectSettings(BaseModel):
     top_k: int = Field(500, ge=1)
 
 
+class DeclaredModel(BaseModel):
+    """An operator's own recogniser: an ONNX file they hold a licence for (for example a
+    non-commercial ArcFace pack), used where it lies and never downloaded."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    path: Path
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The licence text (or its name and where the full text is), shown by
+    # `facesearch models list`; required, since the operator vouches for it.
+    licence: str = Field(min_length=1)
+    embedding_dim: int = Field(ge=2)
+    version: str = "declared"
+    crop_size: int = Field(112, ge=32, le=512)
+    colour: Literal["RGB", "BGR"] = "RGB"
+    # insightface's ArcFace models take (x - 127.5) / 127.5; SFace takes 0..255.
+    mean: float = 127.5
+    scale: float = 1 / 127.5
+    runtime: Literal["onnxruntime", "opencv"] = "onnxruntime"
+    # A calibration fitted with `facesearch eval calibrate` (bands for search results).
+    calibration: Path | None = None
+
+
 class DecodeSettings(BaseModel):
     max_pixels: int = Field(120_000_000, ge=1)
     max_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
+
+class VideoSettings(BaseModel):
+    """Video files: how densely they are sampled, how faces are tracked, and the limits
+    past which a file is refused (each a clear per-file error)."""
+
+    # Frames sampled per second of video, on a fixed grid; a scene cut adds its first frame.
+    sample_fps: float = Field(2.0, gt=0, le=30)
+    # Mean absolute difference (0-255) of two consecutive decoded frames' small colour copies
+    # above which a new shot starts.
+    scene_cut_threshold: float = Field(30.0, gt=0, le=255)
+    # Samples further apart than this are reached by seeking to the keyframe before
+    # each one instead of decoding every frame between them.
+    seek_gap_s: float = Field(4.0, gt=0)
+    # Long files are processed and stored in segments of this length, so a crash
+    # resumes at the segment it stopped in.
+    segment_s: float = Field(60.0, ge=1)
+    # Faces kept per track: the best by quality, each with its moment.
+    faces_per_track: int = Field(3, ge=1, le=50)
+    # Tracking: a detection joins a track when its box overlaps the track's last box by
+    # at least `track_iou`, or its embedding is at least `track_similarity` to the
+    # track's; a track unseen for `track_gap_s` ends.
+    track_iou: float = Field(0.3, ge=0, le=1)
+    track_similarity: float = Field(0.5, ge=-1, le=1)
+    track_gap_s: float = Field(1.5, gt=0)
+    max_bytes: int = Field(8 * 1024**3, ge=1)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    max_pixels: int = Field(3840 * 2160, ge=1)  # per frame
+    max_fps: float = Field(240.0, gt=0)
+    # Decoding a segment may take this many seconds plus `budget_per_video_s` per second of
+    # video in it; past that the file is refused, so no file can hang an ingest.
+    budget_base_s: float = Field(30.0, gt=0)
+    budget_per_video_s: float = Field(1.0, gt=0)
 
 
 class ApiSettings(BaseModel):
@@ -173,7 +229,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("facesearch")))
     cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("facesearch")))
     detector: str = "yunet-2023mar"
+    # The recogniser new faces are embedded with: a built-in model or a declared one.
     embedder: str = "sface-2021dec"
+    # FACESEARCH_DECLARED_MODELS='[{"name": …, "path": …, "sha256": …, "licence": …,
+    # "embedding_dim": 512}]': checked at start (sha256, graph, input shape).
+    declared_models: list[DeclaredModel] = Field(default_factory=list)
     # Embed each face and its mirror image and average them: measured in MODEL_CARD.md;
     # it doubles the cost of the embedding step.
     flip_embeddings: bool = False
@@ -182,6 +242,7 @@ class Settings(BaseSettings):
     thumbnail_px: int = Field(96, ge=16, le=512)
     detect: DetectSettings = DetectSettings()
     decode: DecodeSettings = DecodeSettings()
+    video: VideoSettings = VideoSettings()
     api: ApiSettings = ApiSettings()
     governance: GovernanceSettings = GovernanceSettings()
     crypto: CryptoSettings = CryptoSettings()

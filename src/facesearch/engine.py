@@ -18,11 +18,13 @@ from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
 from .index.base import CollectionFilteredIndex
 from .index.persistent import PersistentIndex
+from .models import declared
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
 from .models.registry import get as get_model
 from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
+from .storage import open_catalog
 from .store.catalog import Catalog, Collection
 from .types import FaceRecord, Hit
 
@@ -45,7 +47,9 @@ class Engine:
         self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None
     ) -> None:
         self.settings = settings
-        self.catalog = catalog or Catalog.open(settings)
+        # A declared model that fails its checks stops start before the catalog opens.
+        declared.install(settings)
+        self.catalog = catalog or open_catalog(settings)
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
         self._index: PersistentIndex | MilvusIndex | None = None
@@ -256,6 +260,7 @@ class Engine:
                 rank=rank, score=score, face_id=i, image_id=rows[i].image_id,
                 collection=rows[i].collection, path=rows[i].path, source_url=rows[i].source_url,
                 captured_at=rows[i].captured_at, box=rows[i].box, thumbnail=rows[i].thumbnail,
+                quality=rows[i].quality,
             )
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
@@ -281,13 +286,18 @@ class Engine:
         if self._calibration is None:
             # Loaded once per engine: it is fixed for the model, and search is a hot path.
             self._calibration = (
-                calibration.load(self.settings.embedder, self.settings.flip_embeddings) or False
+                calibration.for_model(self.embedder_spec, self.settings.flip_embeddings) or False
             )
         cal = self._calibration
         if not cal:
             return hits
         return [
-            replace(h, estimated_fmr=cal.estimated_fmr(h.score), band=cal.band(h.score))
+            replace(
+                h,
+                estimated_fmr=cal.estimated_fmr(h.score),
+                band=cal.band(h.score),
+                band_gallery_size=cal.gallery_size,
+            )
             for h in hits
         ]
 

@@ -29,6 +29,10 @@ class UnsupportedImage(ImageRejected):
     """Bytes that are not an image in a supported format."""
 
 
+class VideoRejected(ImageRejected):
+    """A file cannot be used as a video (bad container, codec, limits); the message says why."""
+
+
 class Conflict(FacesearchError):
     """The request clashes with what is stored (a name taken, a job running)."""
 

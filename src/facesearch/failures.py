@@ -14,8 +14,6 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 LOG_NAME = "facesearch.log"
 # The data folder of the command being run, once its settings are read.
 _data_dir: Path | None = None
@@ -24,15 +22,6 @@ _data_dir: Path | None = None
 def remember(data_dir: Path) -> None:
     global _data_dir
     _data_dir = data_dir
-
-
-def settings_problem(exc: ValidationError) -> str:
-    """A settings error (an environment variable or option) as one line."""
-    problems = [
-        f"FACESEARCH_{'__'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
-        for e in exc.errors()
-    ]
-    return "invalid setting " + "; ".join(problems)
 
 
 def log_file(data_dir: Path | None) -> Path:

@@ -18,7 +18,7 @@ from .config import Settings
 from .engine import Engine
 from .ingest import IngestReport, Screen
 from .pipeline.analyze import Analyzer
-from .store.catalog import Catalog
+from .storage import open_catalog
 from .store.jobs import Job, Jobs
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class JobRunner:
                 raise _Stop
 
         try:
-            catalog = Catalog.open(self.settings)
+            catalog = open_catalog(self.settings)
             target = catalog.collection(job.collection, job.organisation_id)
             # Counted from the catalog, not the job's row: a kill between a batch's commit
             # and its progress report leaves that batch out of the row.

@@ -77,3 +77,8 @@ class Hit:
     # "unlikely"). None where the model has no calibration.
     estimated_fmr: float | None = None
     band: str | None = None
+    # The gallery size at which the band's meaning was fitted ("strong lead": top-1
+    # precision of 99% among that many faces); in a larger gallery it is weaker evidence.
+    band_gallery_size: int | None = None
+    # The stored face's quality, 0..1 (pipeline/quality.py).
+    quality: float | None = None

@@ -27,10 +27,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
+from facesearch.clock import now
 from facesearch.config import ApiSettings, GovernanceSettings, Settings
 from facesearch.governance.audit import SearchPerformed
 from facesearch.governance.auth import sha256, stamp
-from facesearch.store.migrations import now
 
 ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR = "administrator", "supervisor", "investigator", "auditor"
 ROLES = (ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR)

@@ -16,7 +16,7 @@ from facesearch.api.app import create_app
 from facesearch.config import ApiSettings, CryptoSettings, Settings
 from facesearch.engine import Engine
 from facesearch.governance.auth import Role
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog
 
 NEW_PASSWORD = "a quite different one 42"
 NEAR_MISS = "correct horse battery!"  # a wrong password is someone's password too
@@ -32,7 +32,7 @@ def test_no_password_token_session_csrf_token_or_key_is_logged(
         crypto=CryptoSettings(master_key=master_key, audit_key=audit_key),
     )  # fmt: skip
     caplog.set_level(logging.DEBUG)
-    engine = Engine(settings, Catalog.open(settings, check_same_thread=False), analyzer)
+    engine = Engine(settings, open_catalog(settings, check_same_thread=False), analyzer)
     app = create_app(settings, engine=engine)
     secrets = {"password": PASSWORD, "new password": NEW_PASSWORD, "near miss": NEAR_MISS,
                "master key": master_key, "audit key": audit_key}  # fmt: skip

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from facesearch.cli import app
 from facesearch.config import Settings
 from facesearch.governance.auth import Authenticator
+from facesearch.storage import open_catalog_file
 from facesearch.store.accounts import Accounts
-from facesearch.store.catalog import Catalog
 from facesearch.store.connections import ThreadConnections
 
 runner = CliRunner()
@@ -68,7 +68,7 @@ def test_serve_creates_the_first_admin_and_resumes_a_job_after_sigkill(tmp_path,
         running = _wait(client, job["id"], lambda j: j["status"] == "running" and j["done"] >= 2)
         server.kill()
     assert running["done"] < 30
-    with Catalog(server.data_dir / "catalog.sqlite3") as catalog:
+    with open_catalog_file(server.data_dir / "catalog.sqlite3") as catalog:
         stored_before = catalog.stats()["images"]
     assert 0 < stored_before < 30
 
@@ -82,7 +82,7 @@ def test_serve_creates_the_first_admin_and_resumes_a_job_after_sigkill(tmp_path,
     assert (done["status"], done["total"], done["done"], done["images"], done["errors"]) == (
         "finished", 30, 30, 30, 0,
     )  # fmt: skip
-    with Catalog(server.data_dir / "catalog.sqlite3") as catalog:
+    with open_catalog_file(server.data_dir / "catalog.sqlite3") as catalog:
         images = catalog.images(limit=1000)
         runs = catalog.runs()
     assert len(images) == len({i["sha256"] for i in images}) == 30

@@ -39,6 +39,6 @@ def test_a_bad_setting_is_one_clear_line(tmp_path):
     done = _facesearch("stats", env=env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "error: invalid setting FACESEARCH_WORKERS: Input should be a valid integer, unable "
-        "to parse string as an integer"
+        "error: invalid settings: workers: Input should be a valid integer, unable to parse "
+        "string as an integer"
     ]

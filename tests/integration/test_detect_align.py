@@ -40,7 +40,7 @@ def test_finds_every_face_in_the_group_selfie(wild, yunet_path):
     pixels = _pixels(wild / "selfie-many-people.jpg")
     # Counted by eye: seven people. Six faces are whole; the seventh, bottom
     # left, is cut in half by the frame and scores 0.34, below the default
-    # threshold, where detections of that score are mostly false (see README).
+    # threshold, where detections of that score are mostly false (see docs/measured.md).
     faces = Detector(yunet_path, DetectSettings()).detect(pixels)
     assert len(faces) == 6
     lenient = Detector(yunet_path, DetectSettings(score_threshold=0.3)).detect(pixels)

@@ -22,7 +22,7 @@ import pytest
 from facesearch.config import Settings
 from facesearch.engine import Engine
 from facesearch.pipeline.decode import decode
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
 
@@ -164,7 +164,7 @@ def test_ingest_survives_a_killed_worker_node(cluster, lfw, tmp_path, cache_dir,
 
 
 def _assert_same_faces(settings: Settings, files: list[Path], analyzer) -> None:
-    with Catalog.open(settings) as catalog:
+    with open_catalog(settings) as catalog:
         conn = catalog.conn
         for path in files:
             expected = analyzer.faces(decode(path.read_bytes(), settings.decode).pixels)

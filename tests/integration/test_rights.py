@@ -11,7 +11,7 @@ import pytest
 from facesearch.cli_governance import governed
 from facesearch.governance.audit import Who
 from facesearch.governance.rights import access_report, erase, purge_retention
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog_file
 
 # Aaron Peirsol's photos 1 and 2 score 0.82 with SFace; no other person of the
 # slice below comes above 0.25 to either.
@@ -135,7 +135,7 @@ def test_without_its_key_a_collection_cannot_be_read(archive, tmp_path):
     assert catalog.embedding(face_id)[0].shape == (128,)
     collection = catalog.collection("press")
     assert catalog.shred_collection_key(collection) == 1
-    reopened = Catalog(engine.settings.catalog_path)
+    reopened = open_catalog_file(engine.settings.catalog_path)
     with pytest.raises(Exception, match="does not open"):
         reopened.embedding(face_id)
     reopened.close()
@@ -144,7 +144,7 @@ def test_without_its_key_a_collection_cannot_be_read(archive, tmp_path):
     other.parent.mkdir()
     with sqlite3.connect(engine.settings.catalog_path) as src, sqlite3.connect(other) as dst:
         src.backup(dst)
-    stranger = Catalog(other)  # generates a different master key beside the copy
+    stranger = open_catalog_file(other)  # generates a different master key beside the copy
     with pytest.raises(Exception, match="does not open"):
         stranger.faces([face_id])
     stranger.close()

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from facesearch.evaluation import calibration
+from facesearch.evaluation import calibration, precision
 from facesearch.models.registry import MODELS
 
 
@@ -18,10 +18,13 @@ def _fitted():
 
 def test_band_thresholds_sit_at_their_false_match_rates():
     fitted = _fitted()
-    assert fitted.thresholds["strong lead"] == pytest.approx(0.9999, abs=1e-5)
+    # No same-person score reaches 0.9999, so no score gives a 99%-precise top-1 result:
+    # "strong lead" is out of reach rather than at its FMR of 1e-4.
+    assert fitted.thresholds["strong lead"] == np.inf
+    assert fitted.meta["strong_lead"]["gallery_size"] == 10_000 == fitted.gallery_size
     assert fitted.thresholds["possible lead"] == pytest.approx(0.999, abs=1e-5)
     assert fitted.thresholds["weak"] == pytest.approx(0.99, abs=1e-5)
-    assert fitted.band(0.99995) == "strong lead"
+    assert fitted.band(0.99995) == "possible lead"
     assert fitted.band(0.9995) == "possible lead"
     assert fitted.band(0.995) == "weak"
     assert fitted.band(0.5) == "unlikely"
@@ -57,3 +60,20 @@ def test_the_default_recogniser_ships_a_calibration():
     assert t["strong lead"] > t["possible lead"] > t["weak"]
     # Fitted on millions of impostor pairs, enough to resolve 1e-4 and beyond.
     assert shipped.floor <= 1e-5 and shipped.meta["impostor_pairs"] > 1_000_000
+
+
+def test_strong_lead_needs_a_higher_score_in_a_larger_gallery():
+    # Impostors uniform on [0, 1): FMR(t) = 1 - t; every same-person pair scores 1.
+    # A top-1 result at t is wrong with probability 1 - t^n among n strangers, about
+    # n (1 - t), so 99% precision needs 1 - t <= 0.01 / 0.99 / n.
+    impostors = (np.arange(1_000_000) + 0.5) / 1_000_000
+    genuine = np.ones(100)
+    by_size = {n: precision.precision_threshold(impostors, genuine, n) for n in (10, 100)}
+    assert by_size[10] == pytest.approx(1 - 0.01 / 0.99 / 10, abs=1e-4)
+    assert by_size[100] == pytest.approx(1 - 0.01 / 0.99 / 100, abs=1e-4)
+    assert by_size[100] > by_size[10]
+    fitted = calibration.fit("m", "1", False, impostors, genuine, "uniform")
+    by_gallery = fitted.meta["strong_lead"]["threshold_by_gallery_size"]
+    assert fitted.thresholds["strong lead"] == by_gallery["10000"]
+    sizes = sorted(by_gallery, key=int)
+    assert all(by_gallery[a] <= by_gallery[b] for a, b in itertools.pairwise(sizes))

@@ -10,6 +10,7 @@ from postgres import open_catalog
 from test_catalog import _result
 
 from facesearch.errors import Conflict, NotFound
+from facesearch.storage import open_catalog_file
 from facesearch.store.catalog import Catalog
 from facesearch.store.migrations import MIGRATIONS
 
@@ -45,7 +46,7 @@ def test_two_organisations_may_use_one_name_and_lookups_say_which(catalog_locati
 
 def test_the_step_keeps_every_row_of_an_older_catalog(tmp_path):
     path = tmp_path / "old.sqlite3"
-    with Catalog(path) as catalog:
+    with open_catalog_file(path) as catalog:
         press = catalog.create_collection("press", "s", "b", 30)
         run = catalog.start_run(press, ["/x"])
         catalog.store_results(press, run, [_result("a.jpg", "aa", faces=2)], "m", "1")
@@ -68,7 +69,7 @@ def test_the_step_keeps_every_row_of_an_older_catalog(tmp_path):
         """
     )
     conn.close()
-    with Catalog(path) as catalog:
+    with open_catalog_file(path) as catalog:
         assert catalog.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         again = catalog.collection("press")
         assert (again.id, again.retention_days) == (press.id, 30)

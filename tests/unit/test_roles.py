@@ -22,7 +22,7 @@ from facesearch.store.accounts import Accounts
 from facesearch.store.connections import ThreadConnections
 
 P = Permission
-# The table the README documents; a change to ROLE_PERMISSIONS must change this too.
+# The table docs/security.md documents; a change to ROLE_PERMISSIONS must change this too.
 EXPECTED = {
     Role.ADMINISTRATOR: {
         P.ACCOUNT, P.COLLECTIONS_READ, P.COLLECTIONS_WRITE, P.INGEST, P.JOBS_READ,

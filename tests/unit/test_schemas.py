@@ -13,7 +13,8 @@ HIT = Hit(
 def test_a_match_has_urls_and_the_file_name_not_the_server_path_nor_the_thumbnail_bytes():
     match = Match.from_hit(HIT).model_dump()
     assert match == {
-        "rank": 1, "score": 0.8123, "estimated_fmr": None, "band": None, "face_id": 7,
+        "rank": 1, "score": 0.8123, "estimated_fmr": None, "band": None,
+        "band_gallery_size": None, "quality": None, "face_id": 7,
         "image_id": 3, "collection": "press",
         "filename": "p001.jpg", "source_url": "https://example.org/p/1",
         "captured_at": "2024-05-01T10:00:00", "box": {"x": 10, "y": 21, "w": 30, "h": 40},

@@ -37,8 +37,8 @@ from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDen
 from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
 from ..governance.throttle import LoginThrottle, TooManyAttempts
 from ..jobs import JobRunner
+from ..storage import open_catalog
 from ..store.accounts import Accounts
-from ..store.catalog import Catalog
 from ..store.connections import ThreadConnections
 from ..store.jobs import Job, Jobs
 from ..web import pages
@@ -79,7 +79,7 @@ def status_of(exc: FacesearchError) -> int:
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
-    engine = engine or Engine(settings, Catalog.open(settings, check_same_thread=False))
+    engine = engine or Engine(settings, open_catalog(settings, check_same_thread=False))
     db = ThreadConnections(settings.catalog_location)
     accounts_store = Accounts(db)
     jobs_store = Jobs(db)

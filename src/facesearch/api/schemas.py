@@ -54,6 +54,10 @@ class Match(BaseModel):
         None, description="share of pairs of two different people scoring this high"
     )
     band: str | None = Field(None, description="strong lead, possible lead, weak or unlikely")
+    band_gallery_size: int | None = Field(
+        None, description="gallery size the band was calibrated at; larger galleries weaken it"
+    )
+    quality: float | None = Field(None, description="the stored face's quality, 0..1")
     face_id: int
     image_id: int
     collection: str

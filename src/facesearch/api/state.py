@@ -12,6 +12,7 @@ from ..governance.audit import AuditLog, Who
 from ..governance.auth import Actor, Authenticator
 from ..governance.throttle import LoginThrottle
 from ..jobs import JobRunner
+from ..storage import open_catalog
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
 from ..store.connections import ThreadConnections
@@ -51,7 +52,7 @@ class ThreadCatalogs:
     def get(self) -> Catalog:
         catalog = getattr(self._local, "catalog", None)
         if catalog is None:
-            catalog = Catalog.open(self.settings, check_same_thread=False)
+            catalog = open_catalog(self.settings, check_same_thread=False)
             self._local.catalog = catalog
             with self._lock:
                 self._all.append(catalog)

@@ -19,10 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FacesearchError
-from . import metrics
+from . import metrics, precision
 
-# Band name and the false match rate its lowest score is tuned to.
+# Band name and the false match rate its lowest score is tuned to. "strong lead" is
+# also held to a top-1 precision of 99% in a gallery of STRONG_LEAD_GALLERY faces:
+# the higher of the two scores is its threshold.
 BANDS = (("strong lead", 1e-4), ("possible lead", 1e-3), ("weak", 1e-2))
+STRONG_LEAD_PRECISION = 0.99
+STRONG_LEAD_GALLERY = 10_000
 BELOW = "unlikely"
 CURVE_FMRS = tuple(10.0 ** -(k / 4) for k in range(0, 25))  # 1 … 1e-6, 4 points a decade
 
@@ -45,6 +49,12 @@ class Calibration:
             return float(self.fmrs[0])
         log_fmr = np.interp(score, self.scores, np.log10(self.fmrs))
         return float(max(10.0**log_fmr, self.floor))
+
+    @property
+    def gallery_size(self) -> int | None:
+        """The gallery size at which "strong lead" holds its precision (None: FMR only)."""
+        rule = self.meta.get("strong_lead")
+        return int(rule["gallery_size"]) if rule else None
 
     def band(self, score: float) -> str:
         for name, _ in BANDS:
@@ -106,6 +116,13 @@ def fit(
     fmrs = np.maximum(fmrs, floor)
     thresholds = {name: metrics.threshold_at_fmr(impostors, fmr) for name, fmr in BANDS}
     genuine = np.asarray(genuine_scores, np.float64)
+    by_gallery = {}
+    if len(genuine):
+        by_gallery = {
+            g: precision.precision_threshold(impostors, genuine, g, STRONG_LEAD_PRECISION)
+            for g in precision.GALLERY_SIZES
+        }
+        thresholds["strong lead"] = max(thresholds["strong lead"], by_gallery[STRONG_LEAD_GALLERY])
     meta = {
         "data": data,
         "impostor_pairs": len(impostors),
@@ -114,6 +131,12 @@ def fit(
         "impostor_mean": round(float(impostors.mean()), 6),
         "impostor_std": round(float(impostors.std()), 6),
         "genuine_pairs": len(genuine),
+        "strong_lead": {
+            "rule": f"top-1 precision >= {STRONG_LEAD_PRECISION:.0%} in a gallery of "
+            f"{STRONG_LEAD_GALLERY:,} faces, and an FMR of at most 1e-4",
+            "gallery_size": STRONG_LEAD_GALLERY,
+            "threshold_by_gallery_size": {str(g): round(t, 6) for g, t in by_gallery.items()},
+        },
         "true_match_rate_per_band": {
             name: round(float((genuine >= t).mean()), 4) for name, t in thresholds.items()
         },
@@ -141,6 +164,19 @@ def load(model: str, flip: bool, folder: Path | None = None) -> Calibration | No
         return Calibration.from_json(json.loads(text))
     except (KeyError, ValueError, TypeError) as exc:
         raise FacesearchError(f"calibration {name} is malformed: {exc}") from None
+
+
+def for_model(spec, flip: bool) -> Calibration | None:
+    """The calibration of a registry entry: its declared file, else the shipped one."""
+    if spec.calibration_file is None:
+        return load(spec.name, flip)
+    path = Path(spec.calibration_file)
+    try:
+        return Calibration.from_json(json.loads(path.read_text()))
+    except OSError as exc:
+        raise FacesearchError(f"cannot read the calibration of {spec.name}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FacesearchError(f"calibration {path} is malformed: {exc}") from None
 
 
 def save(calibration: Calibration, folder: Path) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import ImageRejected
+from ..models import declared
 from ..models.cache import ModelCache
 from ..models.registry import ModelSpec
 from ..models.registry import get as get_model
@@ -126,6 +127,7 @@ def embed_files(
     cache lacks, with `settings.workers` processes. Without `mirrored`, the mirror
     images are not embedded (half the cost) and flip cannot be measured. Without
     `use_cache`, everything is computed afresh and nothing is written."""
+    declared.install(settings)
     specs = [get_model(m) for m in models]
     folder = settings.cache_dir / "eval"
     caches = {
@@ -203,6 +205,7 @@ def central_face(detections: list[Detection], width: int, height: int) -> Detect
 class _Worker:
     def __init__(self, settings: Settings, models: list[str], mirrored: bool = True) -> None:
         self.mirrored = mirrored
+        declared.install(settings)
         cache = ModelCache(settings.models_dir)
         self.settings = settings
         self.detector = Detector(cache.ensure(get_model(settings.detector)), settings.detect)

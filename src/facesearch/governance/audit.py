@@ -17,8 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
+from ..clock import now
 from ..store.audit import GENESIS, AuditStore, Entry
-from ..store.migrations import now
 
 
 @dataclass(frozen=True)

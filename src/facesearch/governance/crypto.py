@@ -57,6 +57,10 @@ class Keyring:
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         return open_sealed(self._master, wrapped, b"data-key:" + context)
 
+    # The store's `Sealer`: the cipher it seals biometric data with.
+    seal = staticmethod(seal)
+    open = staticmethod(open_sealed)
+
     @classmethod
     def from_settings(cls, settings) -> Keyring:
         """The configured master key; in local mode one is made on first use."""

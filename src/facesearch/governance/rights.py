@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..clock import now
 from ..engine import Engine
 from ..store.audit import AuditStore
 from ..store.catalog import Collection
-from ..store.migrations import now
 from ..types import ImageResult
 from .audit import (
     AccessReported,

@@ -63,7 +63,10 @@ class ModelCache:
         return self.root / spec.name
 
     def path(self, spec: ModelSpec) -> Path:
-        """Where the runtime file of `spec` lives once fetched."""
+        """Where the runtime file of `spec` lives once fetched (a declared file: where
+        the operator keeps it)."""
+        if spec.declared_path is not None:
+            return Path(spec.declared_path)
         return self.folder(spec) / spec.runtime_file
 
     def is_installed(self, spec: ModelSpec) -> bool:
@@ -77,6 +80,11 @@ class ModelCache:
         """The verified runtime file of `spec`, fetching it first if needed."""
         if self.is_installed(spec):
             return self.path(spec)
+        if spec.declared_path is not None:
+            raise ModelUnavailable(
+                f"the declared model {spec.name} at {spec.declared_path} is missing or no longer "
+                f"has the declared sha256 {spec.sha256}; facesearch never downloads it"
+            )
         return self.fetch(spec)
 
     def fetch(self, spec: ModelSpec, from_file: Path | None = None) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import NotFound
+from ..errors import FacesearchError, NotFound
 
 ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
 
@@ -70,6 +70,38 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class InputLayout:
+    """How an aligned face becomes a recogniser's input tensor.
+
+    The crop is taken on `template` at `crop_size` pixels a side, put in `colour`
+    order, channels first, and each value becomes `(value - mean) * scale`.
+    """
+
+    crop_size: int = 112
+    # "arcface5": the 5-point ArcFace template (scaled to crop_size); "dlib5": dlib's
+    # own 5-point shape predictor and chip.
+    template: Literal["arcface5", "dlib5"] = "arcface5"
+    colour: Literal["RGB", "BGR"] = "RGB"
+    mean: float = 0.0
+    scale: float = 1.0
+    runtime: Literal["opencv", "onnxruntime", "dlib"] = "opencv"
+
+    def describe(self) -> str:
+        norm = (
+            f"(x - {self.mean:g}) * {self.scale:g}"
+            if (self.mean, self.scale) != (0, 1)
+            else ("0..255")
+        )
+        return (
+            f"{self.colour} {self.crop_size}x{self.crop_size} on the {self.template} template, "
+            f"{norm}, run by {self.runtime}"
+        )
+
+
+ARCFACE_LAYOUT = InputLayout()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     task: Literal["detect", "embed", "landmarks"]
@@ -90,6 +122,12 @@ class ModelSpec:
     family: Literal["arcface112", "dlib150"] = "arcface112"
     # Other models this one cannot run without (dlib's recogniser needs its landmarks).
     requires: tuple[str, ...] = ()
+    layout: InputLayout = ARCFACE_LAYOUT
+    # A file the operator declared (FACESEARCH_DECLARED_MODELS): it is used where it
+    # lies, verified by sha256, and never fetched or copied.
+    declared_path: str | None = None
+    # The calibration file of the bands (None: the one shipped for this model, if any).
+    calibration_file: str | None = None
 
     @property
     def runtime_file(self) -> str:
@@ -189,9 +227,24 @@ DLIB_RESNET = ModelSpec(
     embedding_dim=128,
     family="dlib150",
     requires=("dlib-shape5",),
+    layout=InputLayout(crop_size=150, template="dlib5", runtime="dlib"),
 )
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (YUNET, SFACE, DLIB_SHAPE5, DLIB_RESNET)}
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a model at run time (an operator's declared file); a built-in name is refused."""
+    builtin = MODELS.get(spec.name)
+    if builtin is not None and builtin.declared_path is None:
+        raise FacesearchError(
+            f"{spec.name!r} is a built-in model; declare yours under another name"
+        )
+    MODELS[spec.name] = spec
+
+
+def recognisers() -> list[ModelSpec]:
+    return [m for m in MODELS.values() if m.task == "embed"]
 
 
 def get(name: str) -> ModelSpec:

@@ -47,7 +47,9 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
-def align(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The 112x112 aligned crop of the face whose landmarks are given."""
-    matrix = similarity_transform(landmarks)
-    return cv2.warpAffine(image, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR)
+def align(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """The size x size crop (112 by default) of the face whose landmarks are given, on the
+    ArcFace template scaled to that size."""
+    template = TEMPLATE if size == CROP_SIZE else TEMPLATE * (size / CROP_SIZE)
+    matrix = similarity_transform(landmarks, template)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR)

@@ -14,6 +14,7 @@ import numpy as np
 from .. import faults
 from ..config import Settings
 from ..errors import FacesearchError, ImageRejected
+from ..models import declared
 from ..models.cache import ModelCache
 from ..models.registry import ModelSpec
 from ..models.registry import get as get_model
@@ -35,6 +36,7 @@ class Analyzer:
     @classmethod
     def load(cls, settings: Settings) -> Analyzer:
         """Models from the verified cache (fetched first if missing)."""
+        declared.install(settings)
         cache = ModelCache(settings.models_dir)
         detector_spec = get_model(settings.detector)
         embedder_spec = get_model(settings.embedder)
@@ -98,10 +100,8 @@ class Analyzer:
         timings["detect"] = time.perf_counter() - clock
         clock = time.perf_counter()
         aligned = [align(pixels, d.landmarks) for d in detections]
-        model_crops = (
-            aligned if isinstance(self.embedder, Embedder)
-            else self.embedder.crops(pixels, detections)
-        )  # fmt: skip
+        reuse = isinstance(self.embedder, Embedder) and self.embedder.spec.layout.crop_size == 112
+        model_crops = aligned if reuse else self.embedder.crops(pixels, detections)
         timings["align"] = time.perf_counter() - clock
         return detections, aligned, model_crops
 
@@ -121,9 +121,9 @@ def load_embedder(cache: ModelCache, spec: ModelSpec, flip: bool = False) -> Fac
     """The recogniser of `spec` with its files from the verified cache."""
     if spec.task != "embed":
         raise FacesearchError(f"{spec.name} is a {spec.task} model, not a recogniser")
-    if spec.family == "dlib150":
+    if spec.layout.runtime == "dlib":
         from .embed_dlib import DlibEmbedder
 
         (shape,) = (get_model(name) for name in spec.requires)
         return DlibEmbedder(cache.ensure(shape), cache.ensure(spec), spec, flip)
-    return Embedder(open_session(cache.ensure(spec)), spec, flip)
+    return Embedder(open_session(cache.ensure(spec), spec.layout.runtime), spec, flip)

@@ -60,7 +60,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    """An ArcFace-class ONNX recogniser (SFace by default) on 112x112 template crops."""
+    """An ArcFace-class ONNX recogniser (SFace by default) on template crops, prepared as
+    its registry entry's input layout says."""
 
     def __init__(self, session: ModelSession, spec: ModelSpec, flip: bool = False) -> None:
         self.session = session
@@ -72,16 +73,26 @@ class Embedder:
         return self.spec.embedding_dim or 0
 
     def crops(self, image: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
-        return [align(image, d.landmarks) for d in detections]
+        size = self.spec.layout.crop_size
+        return [align(image, d.landmarks, size) for d in detections]
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        """L2-normalised float32 embeddings, one row per 112x112 BGR crop."""
+        """L2-normalised float32 embeddings, one row per BGR template crop."""
         if not crops:
             return np.zeros((0, self.dim), dtype=np.float32)
         rows = []
         for start in range(0, len(crops), BATCH):
-            chunk = np.stack(crops[start : start + BATCH])
-            # SFace was trained on RGB in 0..255, channels first.
-            batch = np.ascontiguousarray(chunk[:, :, :, ::-1].transpose(0, 3, 1, 2), np.float32)
-            rows.append(self.session.run(batch).reshape(len(chunk), -1))
-        return normalise(np.concatenate(rows).astype(np.float32))
+            rows.append(self.session.run(self.tensor(crops[start : start + BATCH])))
+        vectors = np.concatenate([r.reshape(len(r), -1) for r in rows]).astype(np.float32)
+        return normalise(vectors)
+
+    def tensor(self, crops: list[np.ndarray]) -> np.ndarray:
+        """BGR crops → the NCHW float32 batch the network was trained on."""
+        layout = self.spec.layout
+        chunk = np.stack(crops)
+        if layout.colour == "RGB":
+            chunk = chunk[:, :, :, ::-1]
+        batch = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32)
+        if layout.mean or layout.scale != 1.0:
+            batch = (batch - np.float32(layout.mean)) * np.float32(layout.scale)
+        return batch

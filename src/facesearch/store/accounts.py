@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..clock import now
 from ..errors import Conflict, NotFound
 from .connections import ThreadConnections
 from .database import IntegrityError
-from .migrations import now
 
 
 @dataclass(frozen=True)

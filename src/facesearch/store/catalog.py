@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import faults
+from ..clock import now
 from ..diskfull import from_sqlite_error
 from ..errors import Conflict, FacesearchError, NotFound
-from ..governance.crypto import Keyring, open_sealed, seal
 from ..types import ImageResult
-from .database import Connection, IntegrityError, connect, is_url
-from .migrations import migrate, now
+from .database import Connection, IntegrityError, connect
+from .migrations import migrate
+from .sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -54,26 +55,16 @@ class FaceRow:
 
 
 class Catalog:
-    def __init__(
-        self, path: Path | str, check_same_thread: bool = True, keyring: Keyring | None = None
-    ) -> None:
-        """`path`: a SQLite file, or a postgresql:// URL (which needs a `keyring`)."""
-        if keyring is None and is_url(path):
-            raise FacesearchError("a PostgreSQL catalog needs the master key from the settings")
+    def __init__(self, path: Path | str, sealer: Sealer, check_same_thread: bool = True) -> None:
+        """`path`: a SQLite file or a postgresql:// URL; `sealer` keeps its faces sealed."""
         self.path = path
         # The server shares one catalog between threads, always under a lock.
         self.conn: Connection = connect(path, check_same_thread)
         migrate(self.conn)
         self._depth = 0
-        # Without a keyring, the local default: a key file beside the catalog.
-        self.keyring = keyring or Keyring.from_file(Path(path).parent / "master.key")
+        self.sealer = sealer
         self._data_keys: dict[str, bytes] = {}
         self._seal_plain_faces()
-
-    @classmethod
-    def open(cls, settings, check_same_thread: bool = True) -> Catalog:
-        """The catalog of `settings`, with the master key it configures."""
-        return cls(settings.catalog_location, check_same_thread, Keyring.from_settings(settings))
 
     def close(self) -> None:
         self.conn.close()
@@ -290,14 +281,14 @@ class Catalog:
                 # Again under the write lock: another process may have just made it.
                 row = self.conn.execute(find, (name,)).fetchone()
                 if row is None:
-                    key, wrapped = self.keyring.new_data_key(name.encode())
+                    key, wrapped = self.sealer.new_data_key(name.encode())
                     self.conn.execute(
                         "INSERT INTO data_keys (name, collection_id, wrapped, created_at) "
                         "VALUES (?, ?, ?, ?)",
                         (name, collection_id, wrapped, now()),
                     )
         if row is not None:
-            key = self.keyring.unwrap(row[0], name.encode())
+            key = self.sealer.unwrap(row[0], name.encode())
         self._data_keys[name] = key
         return key
 
@@ -311,7 +302,7 @@ class Catalog:
         return cursor.rowcount
 
     def _open(self, sealed: bytes, kind: str, collection_id: int) -> bytes:
-        return open_sealed(self.data_key(collection_id), sealed, _context(kind, collection_id))
+        return self.sealer.open(self.data_key(collection_id), sealed, _context(kind, collection_id))
 
     def _seal_plain_faces(self) -> None:
         """Seal faces stored before encryption at rest (catalogs of older versions)."""
@@ -320,6 +311,7 @@ class Catalog:
         ).fetchall()
         if not rows:
             return
+        seal = self.sealer.seal
         with self.transaction():
             for face_id, collection_id, embedding, thumbnail in rows:
                 key = self.data_key(collection_id)
@@ -452,9 +444,9 @@ class Catalog:
                 image_id, collection.id, *f.detection.box,
                 f.detection.landmarks.astype("<f4").tobytes(), f.detection.score, f.quality,
                 model, model_version,
-                seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
+                self.sealer.seal(key, np.asarray(f.embedding, dtype="<f4").tobytes(),
                      _context("embedding", collection.id)),
-                seal(key, f.thumbnail, _context("thumbnail", collection.id)),
+                self.sealer.seal(key, f.thumbnail, _context("thumbnail", collection.id)),
             )
             for image_id, result in added
             for f in result.faces

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..clock import now
 from ..errors import NotFound
 from .connections import ThreadConnections
-from .migrations import now
 
 ACTIVE = ("queued", "running")
 

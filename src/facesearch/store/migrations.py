@@ -8,8 +8,7 @@ DOUBLE PRECISION, BYTEA, identity columns) when the catalog lives there.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from ..clock import now
 from .database import (
     POSTGRESQL,
     SQLITE,
@@ -252,6 +251,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX collections_by_organisation ON collections(organisation_id)
         """,
     ),
+    (
+        # Re-embedding a collection with another recogniser: each stored face's new
+        # embedding waits here (sealed like any embedding) until the whole collection
+        # is done, then becomes a face of that model in one transaction, so a search
+        # never sees a collection half re-embedded.
+        "0012_reembed_staging",
+        """
+        CREATE TABLE reembed_staging (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            PRIMARY KEY (face_id, model, model_version)
+        );
+        CREATE INDEX reembed_by_collection ON reembed_staging(collection_id, model, model_version)
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite
@@ -264,10 +281,6 @@ DIALECT_SCRIPTS: dict[tuple[str, str], str] = {
             UNIQUE (organisation_id, name)
         """,
 }
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def migrate(conn: Connection) -> list[str]:

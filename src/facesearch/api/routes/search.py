@@ -8,6 +8,7 @@ import json
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
+from ...clock import now
 from ...config import DecodeSettings
 from ...errors import Conflict, FacesearchError, ImageTooLarge, NotFound
 from ...governance.audit import (
@@ -19,7 +20,6 @@ from ...governance.audit import (
 from ...governance.auth import Actor, Permission, PermissionDenied
 from ...governance.purpose import PurposeRequired, bind
 from ...store.audit import Entry
-from ...store.migrations import now
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import (
     AuthorisationIn,
