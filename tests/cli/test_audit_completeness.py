@@ -17,7 +17,7 @@ from linkfarm import place
 
 from facesearch.config import Settings
 from facesearch.governance.audit import audit_log
-from facesearch.store.catalog import Catalog
+from facesearch.storage import open_catalog
 
 PURPOSE = ["--purpose", "missing person", "--case", "MP-1"]
 
@@ -35,12 +35,12 @@ class Cli:
         return done
 
     def actions(self) -> Counter:
-        with Catalog.open(self.settings) as catalog:
+        with open_catalog(self.settings) as catalog:
             log = audit_log(self.settings, catalog.transaction, lambda: catalog.conn)
             return Counter(e.action for e in log.store.query(None, limit=1_000_000))
 
     def ended(self) -> list[dict]:
-        with Catalog.open(self.settings) as catalog:
+        with open_catalog(self.settings) as catalog:
             log = audit_log(self.settings, catalog.transaction, lambda: catalog.conn)
             rows = log.store.query(None, action="ingest_finished", limit=1000)
         return [json.loads(r.details) for r in reversed(rows)]
