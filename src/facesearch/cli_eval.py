@@ -249,15 +249,46 @@ def eval_identify(
     ] = None,
     output: OutOpt = DEFAULT_OUT,
     no_cache: NoCacheOpt = False,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="'lfw': first image enrolled, every other one a probe, distractors "
+            "added in steps; 'wild': one enrolled photo, up to --max-probes others, "
+            "every distractor (at least 10,000 expected), strong-lead precision."
+        ),
+    ] = "lfw",
+    enrol: Annotated[
+        str,
+        typer.Option(
+            help="wild: 'first' photo, or 'hard' (best quality enrolled, worst searched)."
+        ),
+    ] = "first",
+    max_probes: Annotated[int, typer.Option(help="wild: probes per person (0: all).")] = 3,
 ) -> None:
     """Closed-set rank-1/rank-10 and open-set FNIR at FPIR 1e-2 and 1e-3, as distractors
     are added to the gallery; CMC and DET plots.
 
     Example: facesearch eval identify --gallery ../shared/data/lfw/images_deepfunneled
     --distractors ../shared/data/utkface
+
+    In the wild: facesearch eval identify --protocol wild --gallery
+    ../shared/data/lfw/images_deepfunneled --distractors ../shared/data/utkface
+    --distractors ../shared/data/att_orl --exclude bench/distractors/lfw-duplicates.csv
     """
     settings: Settings = ctx.obj
     models = _models(settings, model)
+    if protocol == "wild":
+        from .evaluation.wild_report import identify_wild
+
+        rows = identify_wild(
+            settings, models, flip, gallery, distractors or [], exclude, enrol, max_probes,
+            min_quality, output, not no_cache, lambda files, what: _embed(
+                files, settings, models, flip, what, not no_cache),
+        )  # fmt: skip
+        _print_wild(rows, output)
+        return
+    if protocol != "lfw":
+        raise FacesearchError(f"unknown protocol {protocol!r}: 'lfw' or 'wild'")
     people = identities(gallery)
     labelled = [(name, p) for name, files in people.items() for p in files]
     extra = [p for folder in distractors or [] for p in image_files(folder)]
@@ -339,6 +370,32 @@ def eval_identify(
         )
     out.print(table)
     out.print(f"report: {path}  plots: {', '.join(str(p) for p in pngs)}")
+
+
+def _print_wild(rows: list[dict], output: Path) -> None:
+    table = Table(title="identification in the wild: one enrolled photo per person")
+    for column in ("variant", "people", "distractors", "probes", "rank-1", "rank-10",
+                   "FNIR@FPIR 1e-2", "FNIR@FPIR 1e-3", "strong lead (precision)"):  # fmt: skip
+        table.add_column(column)
+    for r in rows:
+        gallery = r["strong_lead_calibrated_gallery"]
+        fitted = f", fitted for {gallery:,} faces" if gallery else ""
+        strong = "no calibration"
+        if r["strong_lead_threshold"] is not None:
+            precision = r["strong_lead_precision"]
+            shown = "none" if r["strong_leads"] == 0 else f"{precision:.2%}"
+            threshold = r["strong_lead_threshold"]
+            strong = f"{shown} of {r['strong_leads']:,} (>= {threshold:.3f}{fitted})"
+        table.add_row(
+            r["variant"], f"{r['identities']:,}", f"{r['distractors']:,}", f"{r['probes']:,}",
+            f"{r['rank1']:.2%}", f"{r['rank10']:.2%}", f"{r['fnir_at_fpir_1e-2']:.2%}",
+            f"{r['fnir_at_fpir_1e-3']:.2%}", strong,
+        )  # fmt: skip
+    out.print(table)
+    if rows and rows[0]["distractors"] < 10_000:
+        err.print(f"[yellow]only {rows[0]['distractors']:,} distractors: the protocol asks "
+                  "for at least 10,000[/]")  # fmt: skip
+    out.print(f"report: {output / 'identify-wild.json'}")
 
 
 @eval_app.command("demographics")
