@@ -199,6 +199,16 @@ class CryptoSettings(BaseModel):
     audit_key: SecretStr | None = None
 
 
+class JobSettings(BaseModel):
+    """Ingest jobs of the server, where several servers share a PostgreSQL catalog."""
+
+    # The server running a job renews its lease every third of this; a job whose lease
+    # is this old (its server died or hangs) is taken over by another server, which
+    # resumes it. Longer than any pause of a healthy server; the servers' clocks must
+    # agree to well within it.
+    lease_seconds: float = Field(30.0, ge=2)
+
+
 class RaySettings(BaseModel):
     """Ingest on a Ray cluster: decode, detect and embed run in actors on its nodes,
     and this process stores what they return (the single writer of the catalog)."""
@@ -251,6 +261,7 @@ class Settings(BaseSettings):
     mode: str = Field("local", pattern="^(local|production)$")
     index: IndexSettings = IndexSettings()
     ray: RaySettings = RaySettings()
+    jobs: JobSettings = JobSettings()
     # A postgresql://user:password@host:port/database URL puts the catalog (and
     # accounts, jobs, audit log) on a PostgreSQL server that several nodes share;
     # unset, it is the SQLite file `catalog_path` in the data folder. A plain string,

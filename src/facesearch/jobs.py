@@ -2,9 +2,11 @@
 
 Jobs are rows in the catalog, so they outlive the process: one worker thread
 takes the oldest queued job and runs `Engine.ingest` on it, writing progress
-to its row after every batch. A job that was running when the process stopped
-is queued again on start, and ingest skips what is already stored (by content
-hash), so it resumes where it stopped.
+to its row after every batch. While it runs, a heartbeat thread renews the job's
+lease (store/leases.py). When the server dies, the lease expires and a server
+sharing the catalog takes the job over (a restarted server on the same machine at
+once); ingest skips what is already stored (by content hash), so it resumes where
+it stopped, with nothing lost and nothing stored twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .ingest import IngestReport, Screen
 from .pipeline.analyze import Analyzer
 from .storage import open_catalog
 from .store.jobs import Job, Jobs
+from .store.leases import this_process
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +31,29 @@ class _Stop(BaseException):
     """Raised inside a progress callback to stop an ingest between batches."""
 
 
+class _LeaseLost(BaseException):
+    """This server lost a job's lease (it paused past it): another server runs it now."""
+
+
 class JobRunner:
     def __init__(
         self, settings: Settings, jobs: Jobs,
         on_progress: Callable[[Job, IngestReport], None] | None = None,
         on_finish: Callable[[Job], None] | None = None,
         screen_for: Callable[[Engine], Screen] | None = None,
+        on_takeover: Callable[[Job, str], None] | None = None,
     ) -> None:  # fmt: skip
+        """`on_takeover(job, previous holder)` runs when this server takes over a job
+        whose server died."""
         self.settings = settings
         self.jobs = jobs
         self.on_progress = on_progress
         self.on_finish = on_finish
         # Builds the ingest screen (the block-list) for a job's engine.
         self.screen_for = screen_for
+        self.on_takeover = on_takeover
+        self.holder = this_process()
+        self.lease_seconds = settings.jobs.lease_seconds
         self.last_report: dict[int, IngestReport] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -51,8 +64,9 @@ class JobRunner:
         self.current: int | None = None
 
     def start(self) -> list[int]:
-        """Queue again what was running when the process stopped, then start working."""
-        resumed = self.jobs.requeue_running()
+        """Start working; returns the jobs this machine's dead servers ran, resumed at
+        once. Jobs other servers run are left to them."""
+        resumed = self.jobs.expire_gone_holders()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="ingest-jobs", daemon=True)
         self._thread.start()
@@ -84,18 +98,43 @@ class JobRunner:
         return self.jobs.get(job_id)
 
     def _loop(self) -> None:
+        # Idle servers look for jobs whose server died a few times per lease.
+        idle = min(5.0, self.lease_seconds / 3)
         while not self._stopping.is_set():
-            job = self.jobs.claim_next()
-            if job is None:
-                self._wake.wait(timeout=5)
+            try:
+                claimed = self.jobs.claim(self.holder, self.lease_seconds)
+            except Exception:  # the catalog may be unreachable for a while
+                log.exception("cannot look for ingest jobs")
+                claimed = None
+            if claimed is None:
+                self._wake.wait(timeout=idle)
                 self._wake.clear()
                 continue
+            job, taken_from = claimed
+            if taken_from is not None:
+                log.warning("took over ingest job %s from %s", job.id, taken_from)
+                if self.on_takeover:
+                    self.on_takeover(job, taken_from)
             self._run(job)
+
+    def _heartbeat(self, job_id: int, done: threading.Event, lost: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            try:
+                if not self.jobs.renew(job_id, self.holder, self.lease_seconds):
+                    log.warning("lost the lease of ingest job %s to another server", job_id)
+                    lost.set()
+                    return
+            except Exception:  # renewed at the next beat, well within the lease
+                log.exception("cannot renew the lease of ingest job %s", job_id)
 
     def _run(self, job: Job) -> None:
         self.current = job.id
-        self.jobs.start(job.id)
         base = [job.images, job.faces]  # what earlier attempts of the job stored
+        beat_done, lost = threading.Event(), threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(job.id, beat_done, lost), name="job-lease", daemon=True
+        )
+        beat.start()
 
         def progress(report: IngestReport) -> None:
             self.jobs.progress(
@@ -108,6 +147,8 @@ class JobRunner:
                 self.on_progress(self.jobs.get(job.id), report)
             with self._lock:
                 cancelled = job.id in self._cancelled
+            if lost.is_set():
+                raise _LeaseLost
             if cancelled or self._stopping.is_set():
                 raise _Stop
 
@@ -125,23 +166,36 @@ class JobRunner:
                     [Path(p) for p in job.inputs], target, progress, screen, self._roots(job)
                 )
                 self.last_report[job.id] = report
+        except _LeaseLost:
+            return  # the server that took the job over finishes it
         except _Stop:
             with self._lock:
                 cancelled = job.id in self._cancelled
                 self._cancelled.discard(job.id)
             if cancelled:
-                self.jobs.finish(job.id, "cancelled", "cancelled; what was stored is kept")
+                ended = self._finish(job.id, "cancelled", "cancelled; what was stored is kept")
             else:
-                self.jobs.finish(job.id, "queued", "interrupted by a shutdown; resumes on start")
+                ended = self._finish(
+                    job.id, "queued", "interrupted by a shutdown; resumes on start"
+                )
         except Exception as exc:  # a job's failure must never stop the runner
             log.exception("ingest job %s failed", job.id)
-            self.jobs.finish(job.id, "failed", str(exc) or type(exc).__name__)
+            ended = self._finish(job.id, "failed", str(exc) or type(exc).__name__)
         else:
-            self.jobs.finish(job.id, "finished")
+            ended = self._finish(job.id, "finished")
         finally:
+            beat_done.set()
+            beat.join()
             self.current = None
-        if self.on_finish:
+        if ended and self.on_finish:
             self.on_finish(self.jobs.get(job.id))
+
+    def _finish(self, job_id: int, status: str, message: str | None = None) -> bool:
+        """False where another server took the job over meanwhile (it finishes it)."""
+        if self.jobs.finish(job_id, status, message, holder=self.holder):
+            return True
+        log.warning("ingest job %s was taken over by another server meanwhile", job_id)
+        return False
 
     def _roots(self, job: Job) -> list[Path]:
         """Where a job may read: links and manifest lines may not lead elsewhere."""

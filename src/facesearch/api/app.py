@@ -32,7 +32,7 @@ from ..errors import (
     NotFound,
     UnsupportedImage,
 )
-from ..governance.audit import IngestFinished, Who, audit_log
+from ..governance.audit import IngestFinished, JobTakenOver, Who, audit_log
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
 from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
 from ..governance.throttle import LoginThrottle, TooManyAttempts
@@ -104,11 +104,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             report.blocked if report else 0, report.run_id if report else 0,
         ), organisation_id=job.organisation_id)  # fmt: skip
 
+    def on_takeover(job: Job, taken_from: str) -> None:
+        services.record(None, JobTakenOver(
+            job.id, job.collection, taken_from, services.runner.holder,
+        ), organisation_id=job.organisation_id)  # fmt: skip
+
     catalogs = ThreadCatalogs(settings)
     services = Services(
         settings=settings, engine=engine, catalogs=catalogs, db=db, accounts=accounts_store,
         jobs=jobs_store,
-        runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for),
+        runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for, on_takeover),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
         audit=audit_log(settings, db.transaction, db.get), throttle=LoginThrottle(settings.api),

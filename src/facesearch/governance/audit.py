@@ -127,6 +127,17 @@ class IngestFinished(Event):
 
 
 @dataclass(frozen=True)
+class JobTakenOver(Event):
+    """A server took over an ingest job whose server had died (its lease expired)."""
+
+    action: ClassVar[str] = "job_taken_over"
+    job_id: int
+    collection: str
+    from_server: str
+    to_server: str
+
+
+@dataclass(frozen=True)
 class FacesErased(Event):
     action: ClassVar[str] = "erase"
     face_ids: list[int]

@@ -1,4 +1,10 @@
-"""Ingest jobs the server runs: their rows and progress, and nothing else."""
+"""Ingest jobs the server runs: their rows, progress and leases, and nothing else.
+
+A running job's row names the server process that runs it (`lease_holder`) and when
+its lease expires unless renewed (store/leases.py). A server takes the oldest job that
+is queued, or running under an expired lease (its server died), in one write
+transaction, so that two servers never run one job.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import dataclass
 from ..clock import now
 from ..errors import NotFound
 from .connections import ThreadConnections
+from .leases import is_gone, moment
 
 ACTIVE = ("queued", "running")
 
@@ -34,6 +41,8 @@ class Job:
     started_at: str | None
     finished_at: str | None
     updated_at: str
+    lease_holder: str | None = None
+    lease_expires_at: str | None = None
 
     @property
     def active(self) -> bool:
@@ -43,9 +52,19 @@ class Job:
 _SELECT = (
     "SELECT j.id, j.collection_id, c.name, c.organisation_id, j.created_by, j.kind, j.inputs, "
     "j.status, j.total, j.done, j.images, j.faces, j.duplicates, j.errors, j.rate, j.message, "
-    "j.created_at, j.started_at, j.finished_at, j.updated_at "
+    "j.created_at, j.started_at, j.finished_at, j.updated_at, j.lease_holder, "
+    "j.lease_expires_at "
     "FROM jobs j JOIN collections c ON c.id = j.collection_id"
 )
+
+
+# Queued, or running under a lease that has expired (or that a server of an earlier
+# version, which kept no lease, left).
+_CLAIMABLE = (
+    "(status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL "
+    "OR lease_expires_at < ?)))"
+)
+_CLAIMABLE_ANY = "SELECT 1 FROM jobs WHERE " + _CLAIMABLE + " LIMIT 1"
 
 
 def _job(row) -> Job:
@@ -91,23 +110,65 @@ class Jobs:
         )
         return None if row is None else _job(row)
 
-    def claim_next(self) -> Job | None:
-        """The oldest queued job, marked running in one write transaction, so that
-        servers sharing a catalog never take the same job."""
-        if self.next_queued() is None:  # the common case needs no write lock
-            return None
-        stamp = now()
+    def claim_next(self, holder: str = "", lease_seconds: float = 30.0) -> Job | None:
+        """The oldest queued job (or one whose server died), marked running under a
+        lease of `holder`, so that servers sharing a catalog never take the same job."""
+        claimed = self.claim(holder, lease_seconds)
+        return None if claimed is None else claimed[0]
+
+    def claim(self, holder: str, lease_seconds: float) -> tuple[Job, str | None] | None:
+        """As claim_next; with the holder it was taken over from (None: it was queued)."""
+        self.expire_gone_holders()
+        stamp = moment()
+        if not self.db.get().execute(_CLAIMABLE_ANY, (stamp,)).fetchone():
+            return None  # the common case needs no write lock
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
-            ).fetchone()
+                "SELECT id, status, lease_holder FROM jobs WHERE " + _CLAIMABLE
+                + " ORDER BY id LIMIT 1",
+                (stamp,),
+            ).fetchone()  # fmt: skip
             if row is not None:
                 conn.execute(
                     "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), "
-                    "message = NULL, updated_at = ? WHERE id = ?",
-                    (stamp, stamp, row[0]),
+                    "message = NULL, updated_at = ?, lease_holder = ?, lease_expires_at = ? "
+                    "WHERE id = ?",
+                    (stamp, stamp, holder, moment(lease_seconds), row[0]),
                 )
-        return None if row is None else self.get(row[0])
+        if row is None:
+            return None
+        taken_from = (row[2] or "a server of an earlier version") if row[1] == "running" else None
+        return self.get(row[0]), taken_from
+
+    def renew(self, job_id: int, holder: str, lease_seconds: float) -> bool:
+        """Extend `holder`'s lease on a running job; False if it no longer holds it
+        (it paused past its lease, and another server took the job over)."""
+        row = (
+            self.db.get()
+            .execute(
+                "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_holder = ? "
+                "AND status = 'running' RETURNING id",
+                (moment(lease_seconds), job_id, holder),
+            )
+            .fetchall()  # to the end: SQLite finishes the statement (and its lock) there
+        )
+        return bool(row)
+
+    def expire_gone_holders(self) -> list[int]:
+        """Leases of server processes of this machine that no longer run need not wait
+        for their expiry: a restarted server resumes its own jobs at once, and leaves
+        alone the jobs other servers run."""
+        rows = self.db.get().execute(
+            "SELECT id, lease_holder FROM jobs WHERE status = 'running' AND lease_holder "
+            "IS NOT NULL"
+        )
+        gone = [(job_id, h) for job_id, h in rows if is_gone(h)]
+        for job_id, h in gone:
+            self.db.get().execute(
+                "UPDATE jobs SET lease_expires_at = '' WHERE id = ? AND lease_holder = ?",
+                (job_id, h),
+            )
+        return [job_id for job_id, _ in gone]
 
     def active_in(self, collection_id: int) -> list[Job]:
         rows = self.db.get().execute(
@@ -135,16 +196,29 @@ class Jobs:
             (total, done, images, faces, duplicates, errors, rate, now(), job_id),
         )
 
-    def finish(self, job_id: int, status: str, message: str | None = None) -> None:
+    def finish(
+        self, job_id: int, status: str, message: str | None = None, holder: str | None = None
+    ) -> bool:
+        """Set how a job ended (or 'queued' again) and release its lease. With `holder`,
+        only while that holder still has the job; returns whether the row changed."""
         stamp = now()
         finished = None if status in ACTIVE else stamp
-        self.db.get().execute(
-            "UPDATE jobs SET status = ?, message = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-            (status, message, finished, stamp, job_id),
+        row = (
+            self.db.get()
+            .execute(
+                "UPDATE jobs SET status = ?, message = ?, finished_at = ?, updated_at = ?, "
+                "lease_holder = NULL, lease_expires_at = NULL WHERE id = ? "
+                "AND (? IS NULL OR lease_holder = ?) RETURNING id",
+                (status, message, finished, stamp, job_id, holder, holder),
+            )
+            .fetchall()
         )
+        return bool(row)
 
     def requeue_running(self) -> list[int]:
-        """Jobs left 'running' by a server that stopped; they go back to the queue."""
+        """Every running job back to the queue, whoever runs it: for a catalog that no
+        server uses (a restore, a test). A starting server does not call it: jobs that
+        other servers run keep running, and its own resume through their leases."""
         with self.db.transaction() as conn:
             ids = [
                 r[0]
@@ -152,7 +226,8 @@ class Jobs:
             ]
             conn.execute(
                 "UPDATE jobs SET status = 'queued', message = 'resumed after a restart', "
-                "updated_at = ? WHERE status = 'running'",
+                "updated_at = ?, lease_holder = NULL, lease_expires_at = NULL "
+                "WHERE status = 'running'",
                 (now(),),
             )
         return ids

@@ -269,6 +269,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX reembed_by_collection ON reembed_staging(collection_id, model, model_version)
         """,
     ),
+    (
+        # Leases (store/leases.py): the server running a job renews its row's lease; once
+        # it expires another server takes the job over. Named leases make work that must
+        # run once per deployment (not once per server) run once.
+        "0013_leases",
+        """
+        ALTER TABLE jobs ADD COLUMN lease_holder TEXT;
+        ALTER TABLE jobs ADD COLUMN lease_expires_at TEXT;
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite
