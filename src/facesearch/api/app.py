@@ -6,7 +6,9 @@ build as many independent apps as they like.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +44,8 @@ from ..storage import open_catalog
 from ..store.accounts import Accounts
 from ..store.connections import ThreadConnections
 from ..store.jobs import Job, Jobs
+from ..store.leases import Leases, this_process
+from ..store.logins import Logins
 from ..web import pages
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
@@ -72,6 +77,30 @@ ROUTERS = (
 )  # fmt: skip
 
 
+# `serve --workers N`: the settings every worker process builds its app from.
+SETTINGS_ENV = "FACESEARCH_SERVE_SETTINGS_JSON"
+
+
+def settings_for_workers(settings: Settings) -> str:
+    """The settings as JSON, secrets included (the workers are this user's children)."""
+
+    def plain(value):
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(dict(settings.model_dump(mode="python"))), default=str)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `serve --workers N` worker (uvicorn's factory)."""
+    return create_app(Settings.model_validate(json.loads(os.environ[SETTINGS_ENV])))
+
+
 def status_of(exc: FacesearchError) -> int:
     return next(code for kind, code in STATUS if isinstance(exc, kind))
 
@@ -80,14 +109,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
     engine = engine or Engine(settings, open_catalog(settings, check_same_thread=False))
+    catalogs = ThreadCatalogs(settings)
+    if engine.reader is None:
+        engine.reader = catalogs.get
     db = ThreadConnections(settings.catalog_location)
     accounts_store = Accounts(db)
     jobs_store = Jobs(db)
     services: Services
 
+    # A job's batches reach the index through the job's own engine; this engine's
+    # index catches up from the catalog before its next search.
     def on_progress(job: Job, report) -> None:
-        with services.engine_lock:
-            services.engine.reload_index()
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
 
     def screen_for(job_engine: Engine):
@@ -95,8 +127,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return Blocklist(job_engine, audit.store, settings.governance.blocklist_threshold).screen
 
     def on_finish(job: Job) -> None:
-        with services.engine_lock:
-            services.engine.reload_index()
         services.metrics.job_finished(job.id)
         report = services.runner.last_report.pop(job.id, None)
         services.record(None, IngestFinished(
@@ -109,14 +139,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             job.id, job.collection, taken_from, services.runner.holder,
         ), organisation_id=job.organisation_id)  # fmt: skip
 
-    catalogs = ThreadCatalogs(settings)
     services = Services(
         settings=settings, engine=engine, catalogs=catalogs, db=db, accounts=accounts_store,
         jobs=jobs_store,
         runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for, on_takeover),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
-        audit=audit_log(settings, db.transaction, db.get), throttle=LoginThrottle(settings.api),
+        audit=audit_log(settings, db.transaction, db.get),
+        throttle=LoginThrottle(settings.api, Logins(db)),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -198,10 +228,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 class RetentionPurger:
-    """Purges expired photos at start and then every `retention_check_minutes`."""
+    """Purges expired photos at start and then every `retention_check_minutes`, in one
+    server process of the deployment at a time (a named lease), not in every worker."""
+
+    LEASE = "retention-purge"
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.leases = Leases(services.db)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
@@ -216,14 +250,16 @@ class RetentionPurger:
         interval = self.services.settings.governance.retention_check_minutes * 60
         while not self._stop.is_set():
             try:
-                self.purge_once()
+                # Held a little past the next pass, so the holder keeps it while it lives.
+                if self.leases.acquire(self.LEASE, this_process(), interval + 60):
+                    self.purge_once()
             except Exception:  # a failed purge is retried; it must not stop the server
                 log.exception("retention purge failed")
             self._stop.wait(interval)
 
     def purge_once(self) -> list[dict]:
         services = self.services
-        with services.engine_lock:
+        with services.write_lock:
             catalog = services.engine.catalog
             audit = audit_log(services.settings, catalog.transaction, lambda: catalog.conn)
             purged = purge_retention(

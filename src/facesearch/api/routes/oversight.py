@@ -86,12 +86,11 @@ def rights_access(
         raise ImageTooLarge(f"the photo is above the limit of {limit:,} bytes")
     chosen = own_collections(services.catalog, actor)
     who = Who(actor.username, actor.organisation_id, client_origin.get())
-    with services.engine_lock:
-        held, seq = access_report(
-            services.engine, services.audit, who, data, chosen, reference,
-            received_at.isoformat() if received_at else None,
-            services.settings.governance.access_threshold,
-        )  # fmt: skip
+    held, seq = access_report(
+        services.engine, services.audit, who, data, chosen, reference,
+        received_at.isoformat() if received_at else None,
+        services.settings.governance.access_threshold,
+    )  # fmt: skip
     return {"reference": reference, "search_id": seq, "faces": [h.__dict__ for h in held]}
 
 
@@ -110,7 +109,7 @@ def rights_erase(
     # Written through the engine's catalog: erasure and its record commit together.
     audit = audit_log(services.settings, engine.catalog.transaction, lambda: engine.catalog.conn)
     blocklist = Blocklist(engine, audit.store, services.settings.governance.blocklist_threshold)
-    with services.engine_lock:
+    with services.write_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
                       services.settings.uploads_dir)  # fmt: skip
     return {"erased": event.face_ids, "images_deleted": event.images_deleted,

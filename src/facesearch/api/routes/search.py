@@ -76,8 +76,7 @@ def search(
     engine = services.engine
     if face_id is not None:
         own_face(catalog, actor, face_id)
-        with services.engine_lock:
-            hits, searched = engine.search_face(face_id, top, chosen)
+        hits, searched = engine.search_face(face_id, top, chosen)
         services.metrics.searches.labels("face").inc()
         entry = _log_search(services, actor, bound, None, face_id, names, hits, searched)
         return SearchResponse(
@@ -92,8 +91,7 @@ def search(
     probe_limits = DecodeSettings(
         max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels
     )
-    with services.engine_lock:
-        result = engine.search(data, top, face, chosen, probe_limits)
+    result = engine.search(data, top, face, chosen, probe_limits)
     services.metrics.searches.labels("photo").inc()
     # Only the probe's hash is kept; the photo itself is gone with this request.
     entry = _log_search(
