@@ -122,3 +122,38 @@ def test_searches_in_many_threads_while_a_sync_adds_faces(world, tmp_path):
     assert not errors, errors[0]
     assert index.count([a.id]) == 400
     index.close()
+
+
+def test_a_large_collection_is_searched_in_its_own_lists_and_stays_exact(world, tmp_path):
+    """Above FILTER_EXACT_MAX faces a collection gets inverted lists of its own; with every
+    list probed and flat codes they must give exactly the exact search's answer, also
+    after more faces arrive and some are deleted."""
+    settings, catalog, vectors, (a, b) = world
+    index_settings = settings.index.model_copy(update={
+        "approx_min_faces": 300, "factory": "IVF8,Flat", "nprobe": 8, "filter_exact_max": 100,
+    })  # fmt: skip
+    settings = settings.model_copy(update={"index": index_settings})
+    index = _open(settings, catalog)
+    index.sync(catalog)
+    assert index.approximate
+    ids = catalog.model_face_ids(MODEL, VERSION)
+    queries = vectors[500:520]
+
+    def exact(collection_ids):
+        rows = catalog.faces(ids)
+        members = [i for i in ids if rows[int(i)].collection in collection_ids]
+        stored = catalog.embeddings_of(np.array(members))
+        matrix = np.vstack([stored[int(i)] for i in members])
+        return np.array(members)[np.argsort(-(queries @ matrix.T), axis=1)[:, :10]]
+
+    for names in (["a"], ["b"], ["a", "b"]):
+        chosen = [c.id for c in (a, b) if c.name in names]
+        _, found = index.search_collections(queries, 10, chosen)
+        assert np.array_equal(found, exact(names)), names
+    _store(catalog, a, vectors[500:600], "more")
+    catalog.delete_faces([int(i) for i in exact(["a"])[:, 0]])
+    index.sync(catalog)
+    ids = catalog.model_face_ids(MODEL, VERSION)
+    _, found = index.search_collections(queries, 10, [a.id])
+    assert np.array_equal(found, exact(["a"]))
+    index.close()

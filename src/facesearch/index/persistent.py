@@ -140,6 +140,10 @@ class PersistentIndex(CatalogFed):
         self._grouped = 0  # slots grouped so far
         self._joined: dict[int, np.ndarray] = {}  # the parts joined, until more are grouped
         self._group_lock = threading.Lock()  # grouping happens under the shared read lock
+        # A large collection's own inverted lists: the IVF's quantizer and codebooks over
+        # only its faces, so a search limited to it scans its codes and no others.
+        self._own: dict[int, IVFCandidates] = {}
+        self._own_lock = threading.Lock()
         self._rw = ReadWriteLock()
         with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=True)
@@ -220,7 +224,7 @@ class PersistentIndex(CatalogFed):
             self.m = replace(m, count=0, tombstones=0)
             self._ivf = None
             self._dead = np.zeros(0, dtype=np.int64)
-            self._groups, self._grouped, self._joined = {}, 0, {}
+            self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
             if m.ivf_file:
                 self._ivf = IVFCandidates.read(
                     self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
@@ -237,10 +241,38 @@ class PersistentIndex(CatalogFed):
         if self._ivf is not None:
             for start in range(old.count, new.count, CHUNK):
                 self._ivf.add(start, self._vectors[start : min(start + CHUNK, new.count)])
+            self._extend_own(old.count, new.count)
         if new.tombstones > old.tombstones:
             tomb = mapped(self._path(new.tombstones_file), "<i8", new.tombstones)
             self._mark_dead(np.array(tomb[old.tombstones :]))
         self._bits = None
+
+    def _extend_own(self, start: int, end: int) -> None:
+        """Encode slots start..end into the own lists of their collections (under the
+        write lock)."""
+        if not self._own or end <= start:
+            return
+        collections = np.asarray(self._collections[start:end])
+        for collection, ivf in self._own.items():
+            slots = np.flatnonzero(collections == collection) + start
+            if len(slots):
+                ivf.index.add_with_ids(np.ascontiguousarray(self._vectors[slots]), slots)
+
+    def _own_lists(self, collection: int, slots: np.ndarray) -> IVFCandidates:
+        """The collection's own lists, encoded on first use from all its slots (`slots`,
+        the dead among them too: the alive bitmap filters those)."""
+        ivf = self._own.get(collection)
+        if ivf is None:
+            with self._own_lock:
+                ivf = self._own.get(collection)
+                if ivf is None:
+                    assert self._ivf is not None
+                    ivf = self._ivf.empty_copy()
+                    for start in range(0, len(slots), CHUNK):
+                        part = slots[start : start + CHUNK]
+                        ivf.index.add_with_ids(np.ascontiguousarray(self._vectors[part]), part)
+                    self._own[collection] = ivf  # published whole: readers never see it grow
+        return ivf
 
     def _map(self, m: Manifest) -> None:
         self._vectors = mapped_rows(self._path(m.vectors_file), m.count, m.dim, self.cipher)
@@ -315,8 +347,22 @@ class PersistentIndex(CatalogFed):
         self._refresh()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         with self._rw.read():
-            slots = self._collection_slots(collection_ids)
-            return self._search_slots(queries, k, slots)
+            if self._ivf is None:
+                return self._exact(queries, k, self._collection_slots(collection_ids))
+            groups = self._grouped_slots()
+            chosen = [c for c in set(map(int, collection_ids)) if c in groups]
+            large = [c for c in chosen if len(groups[c]) > self.settings.filter_exact_max]
+            small = self._collection_slots([c for c in chosen if c not in large])
+            parts = [self._search_slots(queries, k, small)] if len(small) or not large else []
+            if large:
+                bits = self._alive_bits()
+                pool = max(k * self.settings.refine, k)
+                candidates = np.concatenate([
+                    self._own_lists(c, groups[c]).search(queries, pool, self._nprobe(), bits)
+                    for c in large
+                ], axis=1)  # fmt: skip
+                parts.append(self._rerank(queries, k, candidates))
+            return _merge(parts, k)
 
     def count(self, collection_ids: list[int] | None = None) -> int:
         """Live faces in the index, or in these collections."""
@@ -483,6 +529,7 @@ class PersistentIndex(CatalogFed):
         self._map(new)
         if self._ivf is not None:
             self._ivf.add(m.count, vectors)
+            self._extend_own(m.count, new.count)
         self._bits = None
         return new
 
@@ -586,7 +633,7 @@ class PersistentIndex(CatalogFed):
         ivf = IVFCandidates.train(factory, self._sample(live, factory))
         for start in range(0, self.m.count, CHUNK):
             ivf.add(start, self._vectors[start : min(start + CHUNK, self.m.count)])
-        self._ivf = ivf
+        self._ivf, self._own = ivf, {}
         self._checkpoint()
 
     def _sample(self, live: np.ndarray, factory: str) -> np.ndarray:
@@ -653,6 +700,7 @@ class PersistentIndex(CatalogFed):
         self._ivf = ivf
         self._dead = np.zeros(0, dtype=np.int64)
         self._groups, self._grouped, self._joined, self._bits = {}, 0, {}, None
+        self._own = {}
         self._map(new)
         self.m = new
         if ivf is not None:
@@ -707,6 +755,16 @@ class PersistentIndex(CatalogFed):
             "deletion_seq": self.m.deletion_seq, "disk_bytes": disk, "ram_bytes": ram,
             "unsaved_ivf_faces": self.m.count - self.m.ivf_count if self._ivf else 0,
         }  # fmt: skip
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of several (scores, ids) results of the same queries."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
 
 
 def _encoded(m: Manifest) -> bytes:
