@@ -41,6 +41,7 @@ from .governance.purpose import bind
 from .index_cli import index_app
 from .ingest import IngestReport, ingest_ended
 from .models.registry import get as get_model
+from .pipeline.video import time_text
 from .sheet import contact_sheet
 
 LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
@@ -273,6 +274,11 @@ def ingest(
         "blocked_faces": report.blocked, "seconds": round(report.seconds, 2),
         "images_per_second": round(report.images_per_second, 2),
     }  # fmt: skip
+    if report.segments:
+        summary |= {
+            "video_seconds": round(report.video_seconds, 3), "video_segments": report.segments,
+            "tracks_added": report.tracks,
+        }  # fmt: skip
     if ctx.obj.ray.address:
         summary |= {
             "ray_nodes": report.ray_nodes, "ray_devices": report.ray_devices,
@@ -300,10 +306,11 @@ def _ingest_with_progress(
     columns = (
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} img/s"), TextColumn("{task.fields[faces]} faces"),
-        TextColumn("{task.fields[errors]} errors"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[errors]} errors"), TextColumn("{task.fields[video]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0)
+        task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0, video="")
 
         def update(report: IngestReport) -> None:
             if seen is not None and not seen:
@@ -311,9 +318,17 @@ def _ingest_with_progress(
             bar.update(
                 task, total=report.total, completed=report.done,
                 rate=report.images_per_second, faces=report.faces, errors=report.errors,
+                video=_video_progress(report),
             )  # fmt: skip
 
         return engine.ingest(paths, collection, update, screen)
+
+
+def _video_progress(report: IngestReport) -> str:
+    """Seconds of video done of those to do, once the run has met a video."""
+    if not report.video_seconds_total:
+        return ""
+    return f"video {report.video_seconds:,.0f}/{report.video_seconds_total:,.0f} s"
 
 
 @app.command()
@@ -463,6 +478,7 @@ def search_json(result: SearchResult) -> dict:
                 "box": _box(h.box),
                 "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
             }
+            | ({"video": h.video | {"time": time_text(h.video["time_ms"])}} if h.video else {})
             for h in result.hits
         ],
     }
@@ -491,6 +507,9 @@ def _print_search(result: SearchResult) -> None:
     table.add_column("image or source", overflow="fold", ratio=1)
     if dated:
         table.add_column("captured")
+    moments = any(h.video for h in result.hits)
+    if moments:
+        table.add_column("at (video)")
     table.add_column("face")
     for h in result.hits:
         fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
@@ -499,6 +518,8 @@ def _print_search(result: SearchResult) -> None:
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
+        if moments:
+            cells.append(time_text(h.video["time_ms"]) if h.video else "")
         table.add_row(*cells, str(h.face_id))
     out.print(table)
     calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
