@@ -175,6 +175,10 @@ class JobOut(BaseModel):
     duplicates: int
     errors: int
     rate: float = Field(description="images per second")
+    video_seconds: float = Field(0.0, description="seconds of video stored by this run")
+    video_seconds_total: float = Field(
+        0.0, description="seconds of video this run has to analyse, as far as probed yet"
+    )
     message: str | None
     created_at: str
     started_at: str | None

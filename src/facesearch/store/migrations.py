@@ -308,6 +308,8 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX tracks_by_image ON tracks(image_id, start_ms);
         ALTER TABLE faces ADD COLUMN track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE;
         ALTER TABLE faces ADD COLUMN time_ms INTEGER;
+        ALTER TABLE jobs ADD COLUMN video_seconds REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN video_seconds_total REAL NOT NULL DEFAULT 0;
         CREATE INDEX faces_by_track ON faces(track_id);
         CREATE TABLE video_segments (
             image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
