@@ -12,7 +12,7 @@ import pytest
 from badvideos import ERROR, FACES, hostile_videos
 from videoclips import build_clip, single_face_people, standard_shots
 
-from facesearch.cli_governance import governed
+from facesearch.cli.governance import governed
 from facesearch.governance.audit import Who
 from facesearch.governance.rights import access_report, erase, purge_retention
 from facesearch.store import videos
