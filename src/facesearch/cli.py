@@ -31,6 +31,7 @@ from . import __version__, failures
 from .cli_eval import eval_app
 from .cli_governance import governed, hash_of
 from .cli_governance import register as register_governance_commands
+from .cli_people import register as register_people_commands
 from .cli_service import register as register_service_commands
 from .config import Settings
 from .diskfull import from_os_error
@@ -42,6 +43,7 @@ from .index_cli import index_app
 from .ingest import IngestReport, ingest_ended
 from .models.registry import get as get_model
 from .sheet import contact_sheet
+from .store.people import PeopleStore
 
 LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
 
@@ -65,6 +67,7 @@ for sub, name in (
     app.add_typer(sub, name=name)
 register_service_commands(app)
 register_governance_commands(app)
+register_people_commands(app)
 app.add_typer(eval_app, name="eval")
 app.add_typer(index_app, name="index")
 
@@ -415,6 +418,9 @@ def search(
     with _engine(ctx) as engine:
         audit, _ = governed(engine)
         result = engine.search(data, top, face, collection or None)
+        persons = PeopleStore(engine.catalog).persons_of_faces(
+            None, [h.face_id for h in result.hits]
+        )
         names = collection or [c["name"] for c in engine.catalog.collections()]
         audit.record(Who.cli(), SearchPerformed(
             bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
@@ -424,14 +430,16 @@ def search(
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
     if as_json:
-        _print_json(search_json(result))
+        _print_json(search_json(result, persons))
         return
-    _print_search(result)
+    _print_search(result, persons)
     if sheet is not None:
         out.print(f"contact sheet: {sheet}")
 
 
-def search_json(result: SearchResult) -> dict:
+def search_json(result: SearchResult, persons: dict[int, dict] | None = None) -> dict:
+    """`persons`: face id → its person ({"id", "name", "faces"}), shown with each match."""
+    persons = persons or {}
     return {
         "model": result.model,
         "face": result.face_index,
@@ -462,17 +470,32 @@ def search_json(result: SearchResult) -> dict:
                 "captured_at": h.captured_at,
                 "box": _box(h.box),
                 "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
+                "person": _person_json(persons.get(h.face_id)),
             }
             for h in result.hits
         ],
     }
 
 
+def _person_json(person: dict | None) -> dict | None:
+    if person is None:
+        return None
+    return {"id": person["id"], "name": person["name"], "faces": person["faces"]}
+
+
+def _person_cell(person: dict | None) -> str:
+    if person is None:
+        return ""
+    label = person["name"] or f"person {person['id']}"
+    return f"{label} ({person['faces']})"
+
+
 def _box(box: tuple[float, float, float, float]) -> dict[str, int]:
     return dict(zip(("x", "y", "w", "h"), (round(v) for v in box), strict=True))
 
 
-def _print_search(result: SearchResult) -> None:
+def _print_search(result: SearchResult, persons: dict[int, dict] | None = None) -> None:
+    persons = persons or {}
     if len(result.probe_faces) > 1:
         listing = ", ".join(
             f"{n}: {_box(f.detection.box)}" for n, f in enumerate(result.probe_faces)
@@ -492,6 +515,7 @@ def _print_search(result: SearchResult) -> None:
     if dated:
         table.add_column("captured")
     table.add_column("face")
+    table.add_column("person (appearances)")
     for h in result.hits:
         fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
         quality = f"{h.quality:.2f}" if h.quality is not None else ""
@@ -499,7 +523,7 @@ def _print_search(result: SearchResult) -> None:
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
-        table.add_row(*cells, str(h.face_id))
+        table.add_row(*cells, str(h.face_id), _person_cell(persons.get(h.face_id)))
     out.print(table)
     calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
     if calibrated:
