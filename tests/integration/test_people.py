@@ -10,7 +10,7 @@ import pytest
 from conftest import lfw_people
 from linkfarm import place
 
-from facesearch.cli_governance import governed
+from facesearch.cli.governance import governed
 from facesearch.engine import Engine
 from facesearch.errors import Conflict, FacesearchError, NotFound
 from facesearch.governance.audit import Who

@@ -7,41 +7,29 @@ The command line has no login: it acts as `cli:<OS user>` on one organisation
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .cli_governance import governed
-from .engine import Engine
-from .governance.audit import PersonChanged, SearchPerformed, Who
-from .governance.purpose import bind
-from .people.actions import PersonActions
-from .people.search import HOW
-from .store.people import PeopleStore, Person
+from ..engine import Engine
+from ..governance.audit import PersonChanged, SearchPerformed, Who
+from ..governance.purpose import bind
+from ..people.actions import PersonActions
+from ..people.search import HOW
+from ..store.people import PeopleStore, Person
+from .governance import governed
+from .output import JsonOpt, out, print_json
 
 people_app = typer.Typer(
     help="Persons: faces grouped by clustering; name, merge, split, hide, undo.",
     no_args_is_help=True,
 )
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 OrgOpt = Annotated[str, typer.Option("--organisation", help="The organisation's name.")]
 VersionOpt = Annotated[
     int | None,
     typer.Option("--version", help="Refuse if the person changed since this version."),
 ]
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(people_app, name="people")
-
-
-def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _open(ctx: typer.Context, organisation: str) -> tuple[Engine, PersonActions, Who]:
@@ -57,7 +45,7 @@ def _open(ctx: typer.Context, organisation: str) -> tuple[Engine, PersonActions,
 
 def _show_person(person: Person, as_json: bool, operation: int | None = None) -> None:
     if as_json:
-        _print_json(person.to_json() | ({"operation": operation} if operation else {}))
+        print_json(person.to_json() | ({"operation": operation} if operation else {}))
         return
     name = person.name or "(unnamed)"
     hidden = ", hidden" if person.hidden else ""
@@ -82,7 +70,7 @@ def people_list(
     with engine:
         persons = actions.store.persons(int(who.organisation_id or 0), hidden, limit)
     if as_json:
-        _print_json([p.to_json() for p in persons])
+        print_json([p.to_json() for p in persons])
         return
     table = Table(title=f"{len(persons)} persons")
     for column in ("id", "name", "faces", "hidden", "cover face", "updated"):
@@ -114,7 +102,7 @@ def people_show(
         faces = actions.store.appearances(org, person)
         history = actions.store.operations(org, person)
     if as_json:
-        _print_json(found.to_json() | {"appearances": faces, "operations": history})
+        print_json(found.to_json() | {"appearances": faces, "operations": history})
         return
     _show_person(found, False)
     table = Table(title=f"{len(faces)} appearances")
@@ -231,7 +219,7 @@ def people_undo(
     with engine:
         done = actions.undo(who, operation)
     if as_json:
-        _print_json(done)
+        print_json(done)
     else:
         out.print(
             f"undid operation {done['operation']} ({done['kind']}) on persons "
@@ -257,7 +245,7 @@ def people_recluster(
         result = engine.people().recluster(int(who.organisation_id or 0), progress)
         actions.audit.record(who, PersonChanged("recluster", [], None))
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         out.print(
             f"{result['faces']} faces: {result['assigned']} assigned, {result['created']} "
@@ -302,7 +290,7 @@ def people_search(
             ),
         )
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "rank": h.rank,
