@@ -249,6 +249,36 @@ def during_ingest(settings: Settings, workers: int, models: int, photos: list[by
             "ingest_images_during": status["images"]}  # fmt: skip
 
 
+# where a search's time goes
+
+
+def stages(settings: Settings, photos: list[bytes]) -> dict:
+    """One search at a time in this process: decode, detect + align, embed, rank."""
+    spent: dict[str, list[float]] = {"decode": [], "detect": [], "embed": [], "rank": []}
+    with Engine(settings) as engine:
+        chosen = [engine.catalog.collection(f"c{n}") for n in range(COLLECTIONS)]
+        analyzer = engine.analyzer
+        for round_ in range(2):  # the first round warms caches up
+            for photo in photos:
+                began = time.perf_counter()
+                image = decode(photo, settings.decode)
+                decoded = time.perf_counter()
+                timings: dict[str, float] = {}
+                faces = analyzer.faces(image.pixels, timings)
+                analysed = time.perf_counter()
+                if not faces:
+                    continue
+                engine.rank(faces[0].embedding, 10, chosen)
+                ranked = time.perf_counter()
+                if round_:
+                    spent["decode"].append(decoded - began)
+                    spent["detect"].append(timings["detect"] + timings["align"])
+                    spent["embed"].append(analysed - decoded - timings["detect"] - timings["align"])
+                    spent["rank"].append(ranked - analysed)
+    return {name: {"p50_ms": pct(v, 0.5), "mean_ms": round(1000 * sum(v) / len(v), 1)}
+            for name, v in spent.items()}  # fmt: skip
+
+
 # filtered search in the index
 
 
@@ -315,7 +345,9 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/facesearch-bench/serving"))
-    parser.add_argument("--only", nargs="+", default=["concurrency", "ingest", "filtered"])
+    parser.add_argument(
+        "--only", nargs="+", default=["stages", "concurrency", "ingest", "filtered"]
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     args = parser.parse_args()
     settings = Settings(data_dir=args.workdir / f"store-{args.faces}",
@@ -330,6 +362,9 @@ def main() -> None:
     first = not (settings.data_dir / "ready.json").exists()
     result["store"] = build(settings, args.faces)
     photos = probes(40)
+    if "stages" in args.only:
+        result["stages"] = stages(settings, photos)
+        log(f"stages: {result['stages']}")
     if "concurrency" in args.only:
         designs = concurrency(settings, photos, args.seconds, first)
         result["designs"] = designs

@@ -216,6 +216,9 @@ class JobSettings(BaseModel):
     # resumes it. Longer than any pause of a healthy server; the servers' clocks must
     # agree to well within it.
     lease_seconds: float = Field(30.0, ge=2)
+    # The niceness of the thread that runs ingest jobs in a server (and of the worker
+    # processes it starts): searches get the cores first, so an ingest cannot starve them.
+    nice: int = Field(10, ge=0, le=19)
 
 
 class RaySettings(BaseModel):

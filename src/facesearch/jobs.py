@@ -11,7 +11,9 @@ it stopped, with nothing lost and nothing stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +112,10 @@ class JobRunner:
         return self.jobs.get(job_id)
 
     def _loop(self) -> None:
+        # Linux keeps a niceness per thread, and processes started from this thread
+        # inherit it: ingest yields the cores to the searches of this server.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.settings.jobs.nice)
         # Idle servers look for jobs whose server died a few times per lease.
         idle = min(5.0, self.lease_seconds / 3)
         while not self._stopping.is_set():
