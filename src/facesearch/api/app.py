@@ -44,7 +44,17 @@ from ..store.jobs import Job, Jobs
 from ..web import pages
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
-from .routes import accounts, auth, collections, images, jobs, oversight, search, system
+from .routes import (
+    accounts,
+    auth,
+    collections,
+    images,
+    jobs,
+    oversight,
+    people,
+    search,
+    system,
+)
 from .state import ClientOrigin, Services, ThreadCatalogs
 
 log = logging.getLogger(__name__)
@@ -68,7 +78,7 @@ STATUS = (
 # Every router of the API and the pages, in the order they are matched.
 ROUTERS = (
     auth.router, accounts.router, collections.router, jobs.router, search.router,
-    images.router, oversight.router, system.router, pages.router,
+    images.router, oversight.router, people.router, system.router, pages.router,
 )  # fmt: skip
 
 

@@ -44,6 +44,15 @@ class Probe(BaseModel):
     faces: list[ProbeFace]
 
 
+class PersonBrief(BaseModel):
+    """The person a stored face belongs to (people/), with their number of appearances."""
+
+    id: int
+    name: str | None
+    faces: int
+    url: str
+
+
 class Match(BaseModel):
     """One ranked result. Fields named like `Hit`'s are filled from it by name,
     so a field added to `Hit` (a calibrated band, say) needs one line here."""
@@ -68,6 +77,7 @@ class Match(BaseModel):
     thumbnail_url: str
     image_url: str
     face_url: str
+    person: PersonBrief | None = Field(None, description="the person this face belongs to")
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Match:
