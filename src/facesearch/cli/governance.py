@@ -5,56 +5,26 @@ The command line has no login: its actor is the OS user, recorded as `cli:<name>
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .engine import Engine
-from .errors import FacesearchError
-from .governance import oversight
-from .governance.audit import AuditLog, Exported, Who, audit_log
-from .governance.rights import (
-    Blocklist,
-    access_report,
-    erase,
-    purge_expired_pending,
-    purge_retention,
-)
+from ..engine import Engine
+from ..errors import FacesearchError
+from ..governance import actions, oversight
+from ..governance.actions import Caller, governed
+from ..governance.audit import Who
+from ..governance.rights import access_report, erase, purge_expired_pending, purge_retention
+from .output import JsonOpt, out, print_json
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 rights_app = typer.Typer(
     help="Data-subject rights: access reports and erasure.", no_args_is_help=True
 )
 retention_app = typer.Typer(help="Retention of stored photos.", no_args_is_help=True)
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(rights_app, name="rights")
-    app.add_typer(retention_app, name="retention")
-
-
-def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
-    """The audit log (in the engine's catalog transactions) and the block-list."""
-    settings = engine.settings
-    audit = audit_log(settings, engine.catalog.transaction, lambda: engine.catalog.conn)
-    return audit, Blocklist(engine, audit.store, settings.governance.blocklist_threshold)
-
-
-def hash_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @audit_app.command("verify")
@@ -78,7 +48,7 @@ def audit_verify(
     with Engine(ctx.obj) as engine:
         result = governed(engine)[0].verify(expected)
     if as_json:
-        _print_json(result.__dict__)
+        print_json(result.__dict__)
     else:
         out.print(("[green]" if result.ok else "[red]") + result.message())
     if not result.ok:
@@ -99,28 +69,16 @@ def audit_list(
 ) -> None:
     """List audit entries, newest first; --csv exports them (the export is logged)."""
     with Engine(ctx.obj) as engine:
-        audit = governed(engine)[0]
-        rows = audit.store.query(None, action, actor, case, since, until, limit)
         if csv_file is not None:
-            csv_file.write_text(oversight.to_csv(rows))
-            audit.record(
-                Who.cli(),
-                Exported(
-                    "audit log",
-                    len(rows),
-                    {
-                        "action": action,
-                        "case": case,
-                        "actor": actor,
-                        "since": since,
-                        "until": until,
-                    },
-                ),
-            )
-            out.print(f"wrote {len(rows)} entries to {csv_file}")
+            count = actions.audit_export(
+                Caller.command_line(engine), csv_file.write_text, action,
+                actor, case, since, until, limit,
+            )  # fmt: skip
+            out.print(f"wrote {count} entries to {csv_file}")
             return
+        rows = governed(engine)[0].store.query(None, action, actor, case, since, until, limit)
     if as_json:
-        _print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
+        print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
         return
     table = Table(title=f"{len(rows)} audit entries")
     for column in ("seq", "at", "actor", "origin", "action", "details"):
@@ -148,7 +106,7 @@ def audit_report(
         "usage": oversight.usage(rows),
         "anomalies": oversight.anomalies(rows, ctx.obj.governance),
     }
-    _print_json(report) if as_json else out.print_json(json.dumps(report, default=str))
+    print_json(report) if as_json else out.print_json(json.dumps(report, default=str))
 
 
 @rights_app.command("access")
@@ -161,21 +119,20 @@ def rights_access(
 ) -> None:
     """Every face of the person in PHOTO the system holds, with the searches that returned it."""
     with Engine(ctx.obj) as engine:
-        audit = governed(engine)[0]
-        names = [c["name"] for c in engine.catalog.collections()]
         held, seq = access_report(
-            engine, audit, Who.cli(), photo.read_bytes(), names, reference, received,
-            ctx.obj.governance.access_threshold,
+            engine, governed(engine)[0], Who.cli(), photo.read_bytes(), None, reference,
+            received, ctx.obj.governance.access_threshold,
         )  # fmt: skip
     rows = [h.__dict__ for h in held]
     if as_json:
-        _print_json({"reference": reference, "search_seq": seq, "faces": rows})
+        print_json({"reference": reference, "search_seq": seq, "faces": rows})
         return
     out.print(f"{len(rows)} faces held for request {reference} (logged as audit entry {seq})")
     for h in held:
         where = h.source_url or h.path
+        at = f" at {h.video['time']} (track {h.video['track_id']})" if h.video else ""
         out.print(
-            f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}, "
+            f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}{at}, "
             f"{h.captured_at or 'no date'}; returned by {len(h.searches)} searches"
         )
 
@@ -183,18 +140,30 @@ def rights_access(
 @rights_app.command("erase")
 def rights_erase(
     ctx: typer.Context,
-    face_ids: Annotated[list[int], typer.Argument(help="Face ids to erase (from rights access).")],
     reference: Annotated[str, typer.Option(help="The erasure request's reference.")],
+    face_ids: Annotated[
+        list[int] | None, typer.Argument(help="Face ids to erase (from rights access).")
+    ] = None,
+    track: Annotated[
+        list[int] | None, typer.Option(help="A video track to erase, every face of it.")
+    ] = None,
+    video: Annotated[
+        list[int] | None,
+        typer.Option(help="A whole video (its image id) to erase; not block-listed."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Erase faces from catalog and index and block the person from future imports."""
+    """Erase faces (or video tracks, or whole videos) from catalog and index and block the
+    person from future imports."""
+    if not (face_ids or track or video):
+        raise FacesearchError("name at least one face id, --track or --video to erase")
     with Engine(ctx.obj) as engine:
         audit, blocklist = governed(engine)
-        event = erase(engine, audit, blocklist, Who.cli(), face_ids, reference,
-                      ctx.obj.uploads_dir)  # fmt: skip
+        event = erase(engine, audit, blocklist, Who.cli(), face_ids or [], reference,
+                      ctx.obj.uploads_dir, track or [], video or [])  # fmt: skip
     summary = {"erased": event.face_ids, "images_deleted": event.images_deleted,
                "blocklisted": event.blocklisted}  # fmt: skip
-    _print_json(summary) if as_json else out.print(
+    print_json(summary) if as_json else out.print(
         f"erased {len(event.face_ids)} faces ({event.images_deleted} images left without faces "
         f"deleted); {event.blocklisted} embeddings added to the block-list"
     )
@@ -213,7 +182,7 @@ def retention_purge(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.print(f"results of {len(expired)} searches never authorised in time purged")
     rows = [{k: v for k, v in p.items() if k != "paths"} for p in purged]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     elif not rows:
         out.print("nothing has outlived its retention")
     else:
