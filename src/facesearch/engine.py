@@ -420,7 +420,10 @@ class Engine:
         return index
 
     def stats(self) -> dict[str, int]:
-        return self.catalog.stats()
+        counts = self.catalog.stats()
+        held = videos.stats(self.catalog)
+        # Video counts only where there are videos: a photo archive's stats stay as they were.
+        return counts | held if held["videos"] else counts
 
     # Listings of the catalog, for the front doors.
 
@@ -449,5 +452,6 @@ class Engine:
         progress: ReembedProgress | None = None, skip_missing: bool = False,
     ) -> ReembedReport:  # fmt: skip
         """Re-embed a collection's stored faces with `model` (reembed.py)."""
-        return reembed_collection(self.settings, self.catalog, self._collection(collection), model,
-                       source_model, progress, skip_missing)  # fmt: skip
+        target = self._collection(collection)
+        return reembed_collection(self.settings, self.catalog, target, model, source_model,
+                                  progress, skip_missing)  # fmt: skip

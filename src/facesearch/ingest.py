@@ -61,6 +61,8 @@ class IngestReport:
     video_seconds: float = 0.0
     segments: int = 0
     tracks: int = 0
+    frames: int = 0  # video frames sampled and analysed
+    detections: int = 0  # faces detected in them, before tracking
 
     @property
     def images_per_second(self) -> float:
@@ -119,6 +121,8 @@ def ingest(
         report.faces += saved.faces
         report.tracks += saved.tracks
         report.segments += 1
+        report.frames += result.frames
+        report.detections += result.detections
         report.video_seconds += work.seconds
         if on_commit is not None and saved.faces:
             on_commit()
