@@ -54,9 +54,7 @@ def _render(request: Request, name: str, actor: Actor | None, status: int = 200,
     )  # fmt: skip
 
 
-def _page(
-    request: Request, services, name: str, permission: Permission, **context
-) -> Response:
+def _page(request: Request, services, name: str, permission: Permission, **context) -> Response:
     actor = _actor(request, services)
     if actor is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
