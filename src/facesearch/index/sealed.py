@@ -249,7 +249,7 @@ class GcmBlocks:
         raw = path.read_bytes()
         if not raw:
             return
-        fields, r, keys = self.read_header(raw, path.name)
+        _, r, keys = self.read_header(raw, path.name)
         slot_size = self._tail_slot(r)
         tail_key = hashlib.sha256(b"tail" + keys.block_key).digest()  # a name for the tail key
         for slot in (0, 1):
