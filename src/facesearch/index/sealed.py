@@ -28,6 +28,7 @@ manifest has committed fails its block's tag (or the header's MAC) and is report
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..diskfull import writing
 from ..errors import FacesearchError
-from .files import RowCipher, append, mapped, vector_bytes
+from .files import RowCipher, append, mapped, mapped_rows, vector_bytes
 
 MAGIC = b"FSVGCM\x00\x02"
 HEADER = 64
@@ -276,9 +277,11 @@ class SealedBlocks:
         if rows == 0:
             return
         try:
-            self.raw = mapped(path, "u1", path.stat().st_size)
+            with path.open("rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
             raise IndexDamaged(f"{self.name} cannot be read ({exc}); {REPAIR}") from None
+        self.raw = memoryview(self._map)
         self.fields, self.r, self.keys = layout.read_header(self.raw, self.name)
         self.full = rows // self.r
         if len(self.raw) < layout.size(rows):
@@ -293,33 +296,44 @@ class SealedBlocks:
                 raise IndexDamaged(f"{self.name}: the rows after block {self.full} fail "
                                    f"authentication; {REPAIR}")  # fmt: skip
             self.tail = found[1]
+        # The tail as a whole block, so that blocks can be joined and indexed alike.
+        self._tail_block = self.tail.tobytes().ljust(self.r * layout.rb, b"\x00")
 
     def __len__(self) -> int:
         return self.rows
 
-    def block(self, index: int) -> np.ndarray:
-        """The rows of block `index` (the tail past the last full block)."""
+    def _plain(self, index: int) -> bytes:
         if index >= self.full:
-            return self.tail
+            return self._tail_block
         start = self._start + index * self._size
-        record = self.raw[start : start + self._size]
         try:
-            plain = self.keys.block.decrypt(
-                record[:NONCE].tobytes(), record[NONCE:], self._aad + index.to_bytes(8, "little")
+            return self.keys.block.decrypt(
+                bytes(self.raw[start : start + NONCE]),
+                self.raw[start + NONCE : start + self._size],
+                self._aad + index.to_bytes(8, "little"),
             )
         except InvalidTag:
             raise IndexDamaged(
                 f"{self.name}: block {index} (rows {index * self.r}-{(index + 1) * self.r - 1}) "
                 f"fails authentication; {REPAIR}"
             ) from None
-        return np.frombuffer(plain, "<f4").reshape(self.r, self.dim)
+
+    def block(self, index: int) -> np.ndarray:
+        """The rows of block `index` (the tail past the last full block)."""
+        if index >= self.full:
+            return self.tail
+        return np.frombuffer(self._plain(index), "<f4").reshape(self.r, self.dim)
+
+    def _blocks(self, indices) -> np.ndarray:
+        """Blocks decrypted into one (len(indices), R, dim) array."""
+        joined = b"".join([self._plain(int(i)) for i in indices])
+        return np.frombuffer(joined, "<f4").reshape(len(indices), self.r, self.dim)
 
     def _range(self, start: int, stop: int) -> np.ndarray:
         if stop <= start:
             return np.zeros((0, self.dim), dtype=np.float32)
         first, last = start // self.r, (stop - 1) // self.r
-        parts = [self.block(i) for i in range(first, last + 1)]
-        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        rows = self._blocks(range(first, last + 1)).reshape(-1, self.dim)
         return rows[start - first * self.r : stop - first * self.r]
 
     def __getitem__(self, index) -> np.ndarray:
@@ -339,14 +353,8 @@ class SealedBlocks:
         if np.all(np.diff(slots) == 1):
             return self._range(int(slots[0]), int(slots[-1]) + 1)
         # Each block is decrypted once however many of its rows are asked for.
-        order = np.argsort(slots, kind="stable")
-        ordered = slots[order]
-        blocks = ordered // self.r
-        cuts = np.flatnonzero(np.diff(blocks)) + 1
-        out = np.empty((len(slots), self.dim), dtype=np.float32)
-        for a, z in zip(np.r_[0, cuts], np.r_[cuts, len(slots)], strict=True):
-            out[order[a:z]] = self.block(int(blocks[a]))[ordered[a:z] % self.r]
-        return out
+        blocks, where = np.unique(slots // self.r, return_inverse=True)
+        return self._blocks(blocks.tolist())[where, slots % self.r]
 
 
 class PlainRows:
@@ -383,8 +391,6 @@ class CtrRows(PlainRows):
         append(path, data, self.size(committed))
 
     def open(self, path: Path, rows: int):
-        from .files import mapped_rows
-
         return mapped_rows(path, rows, self.dim, self.cipher)
 
 
