@@ -26,6 +26,7 @@ from apiworld import PASSWORD, build_app, lfw_slice, upload, wait_for_job
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
+from videoclips import Person, Shot, build_clip
 
 from facesearch.clock import now
 from facesearch.config import ApiSettings, GovernanceSettings, Settings
@@ -55,6 +56,7 @@ class Org:
     tokens: dict[str, str] = field(default_factory=dict)  # role → token secret
     collection: str = ""  # a name no other organisation uses
     image_id: int = 0
+    video_id: int = 0  # a video (an image record of kind video)
     face_id: int = 0
     job_id: int = 0
     search_id: int = 0
@@ -205,7 +207,8 @@ def on(target_path: str, **kwargs):
 
     def build(world, call: Call) -> tuple[str, dict]:
         t = call.target
-        values = {"name": t.collection, "image_id": t.image_id, "face_id": t.face_id,
+        values = {"name": t.collection, "image_id": t.image_id, "video_id": t.video_id,
+                  "face_id": t.face_id,
                   "job_id": t.job_id, "search_id": t.search_id,
                   "user_id": t.users[AUDITOR]}  # fmt: skip
         extra = {k: (v(t) if callable(v) else v) for k, v in kwargs.items()}
@@ -275,6 +278,11 @@ CELLS = [
     Cell("GET", "/api/images/{image_id}", SEARCHERS, 200, on("/api/images/{image_id}"),
          addresses_object=True),
     Cell("GET", "/api/images/{image_id}/file", SEARCHERS, 200, on("/api/images/{image_id}/file"),
+         addresses_object=True),
+    Cell("GET", "/api/images/{image_id}/clip", SEARCHERS, 200, on("/api/images/{video_id}/clip"),
+         addresses_object=True),
+    Cell("GET", "/api/images/{image_id}/clip", SEARCHERS, 206,
+         on("/api/images/{video_id}/clip", headers={"Range": "bytes=10-99"}),
          addresses_object=True),
     Cell("GET", "/api/faces/{face_id}", SEARCHERS, 200, on("/api/faces/{face_id}"),
          addresses_object=True),
@@ -364,6 +372,7 @@ def _populate(world: MatrixWorld, photos: dict[str, list]) -> None:
         images = catalog.images(catalog.collection("press", org_id), 50)
         faces = [f["id"] for image in images for f in catalog.face_list(image["id"], 50)]
         org.image_id = images[0]["id"]
+        org.video_id = next(i["id"] for i in images if i["path"].endswith(".webm"))
         org.face_id, org.spare_face_id = faces[0], faces[-1]
         searcher = {"Authorization": f"Bearer {org.tokens[INVESTIGATOR]}"}
         found = client.post("/api/search", data={"face_id": str(org.face_id), **org.purpose},
@@ -384,6 +393,10 @@ def matrix(tmp_path_factory, cache_dir, analyzer, wild, lfw) -> MatrixWorld:
     (settings.api.allowed_roots[0] / "one.jpg").write_bytes(probe)
     photos = {"dflt": [wild / n for n in ("img1.jpg", "img3.jpg", "selfie-many-people.jpg")],
               "othr": [*lfw_slice(lfw, 3), wild / "img4.jpg"]}  # fmt: skip
+    for tag, files in photos.items():  # and a short video of the first photo's person
+        clip = base / f"{tag}-video.webm"
+        build_clip(clip, [Shot(2.0, [Person("one", files[0])])], "webm-vp9", (320, 240))
+        files.append(clip)
     with TestClient(app) as client:
         world = MatrixWorld(
             client, app, {t: Org(t) for t in ORGS}, probe, settings.api.allowed_roots[0]
@@ -578,7 +591,8 @@ def test_callers_without_valid_credentials_reach_only_the_public_routes(matrix, 
     for cell in CELLS:
         client = TestClient(world.app, cookies=credentials.get("cookies"))
         path, kwargs = cell.request(world, Call(org, org, "", org.users[AUDITOR]))
-        answer = client.request(cell.method, path, headers=credentials.get("headers"), **kwargs)
+        headers = {**(credentials.get("headers") or {}), **kwargs.pop("headers", {})}
+        answer = client.request(cell.method, path, headers=headers, **kwargs)
         world.requests += 1
         tried += 1
         where = (kind, cell.method, path, answer.status_code, answer.text[:200])

@@ -284,6 +284,102 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # People (store/people.py): persons of an organisation found by clustering or
+        # made by a person; which face is whose (`pinned` where a human put it there,
+        # so reclustering keeps it); "not this person" decisions; the log of human
+        # operations, each with what undoes it; where incremental clustering stands.
+        "0014_people",
+        """
+        CREATE TABLE persons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            name_sealed BLOB,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            merged_into INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX persons_by_organisation ON persons(organisation_id, model, model_version);
+        CREATE TABLE person_faces (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            pinned INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (face_id)
+        );
+        CREATE INDEX person_faces_by_person ON person_faces(person_id);
+        CREATE TABLE person_refusals (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            operation_id INTEGER,
+            PRIMARY KEY (face_id, person_id)
+        );
+        CREATE TABLE person_operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            persons TEXT NOT NULL,
+            undo TEXT NOT NULL,
+            at TEXT NOT NULL,
+            undone_at TEXT,
+            undone_by TEXT
+        );
+        CREATE INDEX person_operations_by_organisation ON person_operations(organisation_id, id);
+        CREATE TABLE people_marks (
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            clustered_upto INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (organisation_id, model, model_version)
+        )
+        """,
+    ),
+    (
+        # Video (store/videos.py): a video is an image-like media record of kind 'video'
+        # whose faces carry their track and moment; a track is one person's stretch on
+        # screen within a shot, with its best faces. A long video is stored a segment at
+        # a time, each segment with its row in `video_segments` in one transaction, so an
+        # interrupted ingest resumes at the first segment not stored.
+        "0015_video",
+        """
+        ALTER TABLE images ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo';
+        ALTER TABLE images ADD COLUMN duration_ms INTEGER;
+        ALTER TABLE images ADD COLUMN segments INTEGER;
+        ALTER TABLE images ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE tracks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            segment INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            detections INTEGER NOT NULL
+        );
+        CREATE INDEX tracks_by_image ON tracks(image_id, start_ms);
+        ALTER TABLE faces ADD COLUMN track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE;
+        ALTER TABLE faces ADD COLUMN time_ms INTEGER;
+        ALTER TABLE jobs ADD COLUMN video_seconds REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN video_seconds_total REAL NOT NULL DEFAULT 0;
+        CREATE INDEX faces_by_track ON faces(track_id);
+        CREATE TABLE video_segments (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            segment INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            frames INTEGER NOT NULL,
+            detections INTEGER NOT NULL,
+            tracks INTEGER NOT NULL,
+            run_id INTEGER REFERENCES ingest_runs(id) ON DELETE SET NULL,
+            stored_at TEXT NOT NULL,
+            PRIMARY KEY (image_id, segment)
+        )
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite
