@@ -27,6 +27,7 @@ manifest has committed fails its block's tag (or the header's MAC) and is report
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -52,6 +53,8 @@ TAG = 16
 # About a page of plaintext per block: a re-ranking that reads scattered rows decrypts
 # one small block per candidate, an exact scan a few hundred per million rows.
 BLOCK_BYTES = 4096
+# Decrypted blocks a reader keeps (32 MiB at 4 KiB): a few searches' candidates.
+CACHE_BLOCKS = 8192
 REPAIR = "`facesearch index rebuild` writes it again from the catalog"
 
 
@@ -296,27 +299,10 @@ class SealedBlocks:
                 raise IndexDamaged(f"{self.name}: the rows after block {self.full} fail "
                                    f"authentication; {REPAIR}")  # fmt: skip
             self.tail = found[1]
-        # The tail as a whole block, so that blocks can be joined and indexed alike.
-        self._tail_block = self.tail.tobytes().ljust(self.r * layout.rb, b"\x00")
+        self._plain = _decryptor(self, CACHE_BLOCKS)
 
     def __len__(self) -> int:
         return self.rows
-
-    def _plain(self, index: int) -> bytes:
-        if index >= self.full:
-            return self._tail_block
-        start = self._start + index * self._size
-        try:
-            return self.keys.block.decrypt(
-                bytes(self.raw[start : start + NONCE]),
-                self.raw[start + NONCE : start + self._size],
-                self._aad + index.to_bytes(8, "little"),
-            )
-        except InvalidTag:
-            raise IndexDamaged(
-                f"{self.name}: block {index} (rows {index * self.r}-{(index + 1) * self.r - 1}) "
-                f"fails authentication; {REPAIR}"
-            ) from None
 
     def block(self, index: int) -> np.ndarray:
         """The rows of block `index` (the tail past the last full block)."""
@@ -355,6 +341,32 @@ class SealedBlocks:
         # Each block is decrypted once however many of its rows are asked for.
         blocks, where = np.unique(slots // self.r, return_inverse=True)
         return self._blocks(blocks.tolist())[where, slots % self.r]
+
+
+def _decryptor(reader: SealedBlocks, cache: int):
+    """block index -> its plaintext. Recently read blocks stay decrypted in memory (never
+    on disk): a re-ranking decrypts one block per candidate, and the candidates of one
+    search are mostly those of the last. A closure, not a method, so that the cache does
+    not keep the reader (and its map) alive."""
+    raw, start0, size, full, r = reader.raw, reader._start, reader._size, reader.full, reader.r
+    aad, key, name = reader._aad, reader.keys.block, reader.name
+    # The tail as a whole block, so that blocks can be joined and indexed alike.
+    tail = reader.tail.tobytes().ljust(r * reader.layout.rb, b"\x00")
+
+    def plain(index: int) -> bytes:
+        if index >= full:
+            return tail
+        start = start0 + index * size
+        try:
+            return key.decrypt(bytes(raw[start : start + NONCE]), raw[start + NONCE : start + size],
+                               aad + index.to_bytes(8, "little"))  # fmt: skip
+        except InvalidTag:
+            raise IndexDamaged(
+                f"{name}: block {index} (rows {index * r}-{(index + 1) * r - 1}) fails "
+                f"authentication; {REPAIR}"
+            ) from None
+
+    return functools.lru_cache(maxsize=cache)(plain) if cache else plain
 
 
 class PlainRows:
