@@ -20,7 +20,7 @@ from facesearch.governance.audit import audit_log
 from facesearch.storage import open_catalog
 
 PURPOSE = ["--purpose", "missing person", "--case", "B-1"]
-IMAGES = 60
+IMAGES = 80
 
 
 class Store:
@@ -117,7 +117,10 @@ def _scenario(tmp_path: Path, cache_dir: Path, lfw: Path, env_of) -> list[int]:
         faces = restored.faces()
         assert faces <= live.faces() and report["index_faces"] == len(faces)
         actions = restored.actions()
-        assert actions["restore"] == 1 and actions["backup"] == 0, actions
+        # The backups made before this one are in its copy of the log; its own is not.
+        assert actions["restore"] == 1 and actions["backup"] == n, actions
+        if n == 0:
+            assert actions["ingest_finished"] == 0, "the first backup was made mid-ingest"
         for probe in probes:
             answer = restored.json("search", str(probe), *PURPOSE, "--top", "10")
             expected = [m for m in _matches(everything[str(probe)]) if m[0] in faces][:10]
@@ -125,7 +128,7 @@ def _scenario(tmp_path: Path, cache_dir: Path, lfw: Path, env_of) -> list[int]:
             assert [f for f, _ in got] == [f for f, _ in expected], (n, probe.name)
             assert all(abs(a - b) < 2e-4 for (_, a), (_, b) in zip(got, expected, strict=True))
         held.append(len(faces))
-    assert held[0] < held[1] < held[2] == len(live.faces()), held
+    assert held[0] < held[2] and held[0] <= held[1] <= held[2] == len(live.faces()), held
     return held
 
 
