@@ -422,4 +422,7 @@ class Engine:
         return index
 
     def stats(self) -> dict[str, int]:
-        return self.catalog.stats()
+        counts = self.catalog.stats()
+        held = videos.stats(self.catalog)
+        # Video counts only where there are videos: a photo archive's stats stay as they were.
+        return counts | held if held["videos"] else counts

@@ -32,6 +32,7 @@ from facesearch.clock import now
 from facesearch.config import ApiSettings, GovernanceSettings, Settings
 from facesearch.governance.audit import SearchPerformed
 from facesearch.governance.auth import sha256, stamp
+from facesearch.store.people import PeopleStore
 
 ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR = "administrator", "supervisor", "investigator", "auditor"
 ROLES = (ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR)
@@ -62,6 +63,7 @@ class Org:
     search_id: int = 0
     match_face_id: int = 0  # among the matches of search_id
     spare_faces: list[int] = field(default_factory=list)  # one for each erasure
+    person_id: int = 0  # a person holding face_id
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -192,6 +194,58 @@ def rights_access(world, call: Call) -> tuple[str, dict]:
     }  # fmt: skip
 
 
+def _people(world) -> PeopleStore:
+    return PeopleStore(world.services.catalog)
+
+
+def _new_person(world, target: Org, faces: list[int] = ()) -> int:
+    """A person of the target organisation holding `faces` (taken from whoever had them)."""
+    store = _people(world)
+    with store.catalog.transaction():
+        spec = world.services.engine.embedder_spec
+        person = store._new_person(target.id, spec.name, spec.version, "matrix")
+        for face in faces:
+            store.conn.execute("DELETE FROM person_faces WHERE face_id = ?", (face,))
+            store.conn.execute(
+                "INSERT INTO person_faces (face_id, person_id, pinned) VALUES (?, ?, 1)",
+                (face, person),
+            )
+    return person
+
+
+def _loose_face(world, target: Org) -> int:
+    """A face of the target organisation other than its fixed person's."""
+    rows = world.services.catalog.conn.execute(
+        "SELECT f.id FROM faces f JOIN collections c ON c.id = f.collection_id "
+        "WHERE c.organisation_id = ? AND f.id <> ? ORDER BY f.id DESC",
+        (target.id, target.face_id),
+    ).fetchall()
+    return rows[0][0]
+
+
+def merge_people(world, call: Call) -> tuple[str, dict]:
+    source, into = _new_person(world, call.target), _new_person(world, call.target)
+    return f"/api/people/{source}/merge", {"json": {"into": into}}
+
+
+def split_person(world, call: Call) -> tuple[str, dict]:
+    face = _loose_face(world, call.target)
+    person = _new_person(world, call.target, [face])
+    return f"/api/people/{person}/split", {"json": {"face_ids": [face]}}
+
+
+def not_this_person(world, call: Call) -> tuple[str, dict]:
+    face = _loose_face(world, call.target)
+    person = _new_person(world, call.target, [face])
+    return f"/api/people/{person}/not-this", {"json": {"face_ids": [face]}}
+
+
+def undo_person_operation(world, call: Call) -> tuple[str, dict]:
+    person = _new_person(world, call.target)
+    _, op = _people(world).rename(call.target.id, person, unique("Jane"), "a colleague")
+    return f"/api/people/operations/{op}/undo", {}
+
+
 def login_json(world, call: Call) -> tuple[str, dict]:
     return "/api/auth/login", {"json": {"username": "door-user", "password": PASSWORD}}
 
@@ -210,7 +264,7 @@ def on(target_path: str, **kwargs):
         values = {"name": t.collection, "image_id": t.image_id, "video_id": t.video_id,
                   "face_id": t.face_id,
                   "job_id": t.job_id, "search_id": t.search_id,
-                  "user_id": t.users[AUDITOR]}  # fmt: skip
+                  "user_id": t.users[AUDITOR], "person_id": t.person_id}  # fmt: skip
         extra = {k: (v(t) if callable(v) else v) for k, v in kwargs.items()}
         return target_path.format(**values), extra
 
@@ -295,6 +349,23 @@ CELLS = [
     Cell("POST", "/api/rights/access", frozenset({SUPERVISOR}), 200, rights_access),
     Cell("POST", "/api/rights/erasures", frozenset({SUPERVISOR}), 200, erase,
          addresses_object=True),
+    Cell("GET", "/api/people", SEARCHERS, 200, plain("/api/people")),
+    Cell("GET", "/api/people/{person_id}", SEARCHERS, 200, on("/api/people/{person_id}"),
+         addresses_object=True),
+    Cell("PATCH", "/api/people/{person_id}", SEARCHERS, 200,
+         on("/api/people/{person_id}", json={"name": "Jane Roe"}), addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/merge", SEARCHERS, 200, merge_people,
+         addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/split", SEARCHERS, 200, split_person,
+         addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/not-this", SEARCHERS, 200, not_this_person,
+         addresses_object=True),
+    Cell("POST", "/api/people/operations/{operation_id}/undo", SEARCHERS, 200,
+         undo_person_operation, addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/search", SEARCHERS, 200,
+         on("/api/people/{person_id}/search", json=lambda t: dict(t.purpose, top=3)),
+         addresses_object=True),
+    Cell("POST", "/api/people/recluster", SEARCHERS, 200, plain("/api/people/recluster")),
     Cell("GET", "/health", PUBLIC, 200, plain("/health")),
     Cell("GET", "/api/version", EVERYONE, 200, plain("/api/version")),
     Cell("GET", "/metrics", frozenset({ADMIN, AUDITOR}), 200, plain("/metrics")),
@@ -381,6 +452,8 @@ def _populate(world: MatrixWorld, photos: dict[str, list]) -> None:
         org.search_id = found.json()["search_id"]
         org.match_face_id = found.json()["matches"][0]["face_id"]
         org.spare_faces = [f for f in faces if f not in (org.face_id, org.match_face_id)]
+    for org in world.orgs.values():
+        org.person_id = _new_person(world, org, [org.face_id])
     services.auth.create_user("door-user", default, AUDITOR, PASSWORD, must_change_password=False)
 
 

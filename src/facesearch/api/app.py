@@ -32,9 +32,10 @@ from ..errors import (
     NotFound,
     UnsupportedImage,
 )
-from ..governance.audit import IngestFinished, JobTakenOver, Who, audit_log
+from ..governance import actions
+from ..governance.audit import JobTakenOver, Who
 from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDenied
-from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
+from ..governance.rights import purge_expired_pending, purge_retention
 from ..governance.throttle import LoginThrottle, TooManyAttempts
 from ..jobs import JobRunner
 from ..storage import open_catalog
@@ -44,7 +45,17 @@ from ..store.jobs import Job, Jobs
 from ..web import pages
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
-from .routes import accounts, auth, collections, images, jobs, oversight, search, system
+from .routes import (
+    accounts,
+    auth,
+    collections,
+    images,
+    jobs,
+    oversight,
+    people,
+    search,
+    system,
+)
 from .state import ClientOrigin, Services, ThreadCatalogs
 
 log = logging.getLogger(__name__)
@@ -68,7 +79,7 @@ STATUS = (
 # Every router of the API and the pages, in the order they are matched.
 ROUTERS = (
     auth.router, accounts.router, collections.router, jobs.router, search.router,
-    images.router, oversight.router, system.router, pages.router,
+    images.router, oversight.router, people.router, system.router, pages.router,
 )  # fmt: skip
 
 
@@ -91,18 +102,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
 
     def screen_for(job_engine: Engine):
-        audit = audit_log(settings, job_engine.catalog.transaction, lambda: job_engine.catalog.conn)
-        return Blocklist(job_engine, audit.store, settings.governance.blocklist_threshold).screen
+        return actions.governed(job_engine)[1].screen
 
     def on_finish(job: Job) -> None:
         with services.engine_lock:
             services.engine.reload_index()
         services.metrics.job_finished(job.id)
         report = services.runner.last_report.pop(job.id, None)
-        services.record(None, IngestFinished(
-            job.collection, job.status, job.images, job.faces,
-            report.blocked if report else 0, report.run_id if report else 0,
-        ), organisation_id=job.organisation_id)  # fmt: skip
+        server = Who("server", job.organisation_id, "server")
+        actions.ingest_finished(
+            actions.Caller(settings, services.engine, services.audit, server), job.collection,
+            job.status, job.images, job.faces, report.blocked if report else 0,
+            report.run_id if report else 0,
+        )  # fmt: skip
 
     def on_takeover(job: Job, taken_from: str) -> None:
         services.record(None, JobTakenOver(
@@ -116,7 +128,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for, on_takeover),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: catalogs.get().stats()),
-        audit=audit_log(settings, db.transaction, db.get), throttle=LoginThrottle(settings.api),
+        audit=actions.connections_audit(settings, db), throttle=LoginThrottle(settings.api),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -224,10 +236,9 @@ class RetentionPurger:
     def purge_once(self) -> list[dict]:
         services = self.services
         with services.engine_lock:
-            catalog = services.engine.catalog
-            audit = audit_log(services.settings, catalog.transaction, lambda: catalog.conn)
+            engine = services.engine
             purged = purge_retention(
-                services.engine, audit, Who("server", None, "server"),
+                engine, actions.engine_audit(engine), Who("server", None, "server"),
                 services.settings.uploads_dir,
             )  # fmt: skip
         purge_expired_pending(

@@ -44,6 +44,15 @@ class Probe(BaseModel):
     faces: list[ProbeFace]
 
 
+class PersonBrief(BaseModel):
+    """The person a stored face belongs to (people/), with their number of appearances."""
+
+    id: int
+    name: str | None
+    faces: int
+    url: str
+
+
 class VideoMoment(BaseModel):
     """Where in a video a matched face is: its track (one person's stretch on screen in one
     shot), the moment of this face, the track's span and the video's length."""
@@ -79,6 +88,7 @@ class Match(BaseModel):
     thumbnail_url: str
     image_url: str
     face_url: str
+    person: PersonBrief | None = Field(None, description="the person this face belongs to")
     video: VideoMoment | None = Field(None, description="set when the face is in a video")
     clip_url: str | None = Field(
         None, description="the video, served with range requests (play it from video.time_ms)"

@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from ..errors import NotFound
+from ..governance.actions import Caller
+from ..governance.audit import Who
 from ..governance.auth import Actor
 from ..store.catalog import Catalog, Collection, FaceRow
+from .state import Services, client_origin
+
+
+def who_is(actor: Actor) -> Who:
+    """The actor as the audit log names them, from the client's address."""
+    return Who(actor.username, actor.organisation_id, client_origin.get())
+
+
+def caller(services: Services, actor: Actor) -> Caller:
+    """The actor as governed actions see it: entries in the server's audit log,
+    scoping read from this thread's catalog, engine calls taking turns under the
+    engine lock."""
+    return Caller(services.settings, services.engine, services.audit, who_is(actor),
+                  services.catalog, lambda: services.engine_lock)  # fmt: skip
 
 
 def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from ..engine import Engine
-from ..errors import FacesearchError
-from ..governance.audit import ImageViewed, Who
-from .governance import governed
+from ..governance import actions
 from .output import JsonOpt, out, print_json, table
 
 images_app = typer.Typer(help="List stored images.", no_args_is_help=True)
@@ -63,12 +61,10 @@ def faces_thumbnail(
 ) -> None:
     """Write a face's thumbnail to a JPEG file."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.faces([face_id])
-        if face_id not in rows:
-            raise FacesearchError(f"no face with id {face_id}")
-        audit, _ = governed(engine)
-        audit.record(Who.cli(), ImageViewed(rows[face_id].image_id, face_id, "thumbnail export"))
-    output.write_bytes(rows[face_id].thumbnail)
+        caller = actions.Caller.command_line(engine)
+        face = actions.own_face(caller, face_id)
+        actions.viewed(caller, face.image_id, face_id, "thumbnail export")
+    output.write_bytes(face.thumbnail)
     out.print(f"wrote {output}")
 
 

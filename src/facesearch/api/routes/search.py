@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
@@ -11,27 +10,24 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from ...clock import now
 from ...config import DecodeSettings
 from ...errors import Conflict, FacesearchError, ImageTooLarge, NotFound
-from ...governance.audit import (
-    AuthorisationConfirmed,
-    ResultVerified,
-    SearchPerformed,
-    SearchRefused,
-)
+from ...governance import actions
+from ...governance.audit import AuthorisationConfirmed, ResultVerified
 from ...governance.auth import Actor, Permission, PermissionDenied
-from ...governance.purpose import PurposeRequired, bind
 from ...store.audit import Entry
+from ...store.people import PeopleStore
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import (
     AuthorisationIn,
     Box,
     Match,
+    PersonBrief,
     Probe,
     ProbeFace,
     SearchResponse,
     VerificationIn,
     VerificationOut,
 )
-from ..scope import own_collection, own_collections, own_face
+from ..scope import caller
 from ..state import Services
 
 router = APIRouter(prefix="/api/search", tags=["search"])
@@ -56,34 +52,22 @@ def search(
     face is returned with its box, so a client can let the person pick another
     (`face`). The search is logged with the probe's hash (the photo is not kept)
     and the faces returned. Matches are leads, never identifications."""
-    try:
-        bound = bind(services.settings.governance, purpose, case, authorisation)
-    except PurposeRequired as exc:
-        services.record(actor, SearchRefused(str(exc)))
-        raise
+    acting = caller(services, actor)
+    bound = actions.bind_purpose(acting, purpose, case, authorisation)
     if (photo is None) == (face_id is None):
         raise FacesearchError("send either a probe photo (field 'photo') or a stored 'face_id'")
     limits = services.settings.api
     if top > limits.max_top_k:
         raise FacesearchError(f"top must be at most {limits.max_top_k}")
-    catalog = services.catalog
-    if collection:
-        chosen = [own_collection(catalog, actor, name) for name in collection]
-    else:
-        chosen = own_collections(catalog, actor)
-    names = [c.name for c in chosen]
     response.headers["Cache-Control"] = "no-store"
-    engine = services.engine
     if face_id is not None:
-        own_face(catalog, actor, face_id)
-        with services.engine_lock:
-            hits, searched = engine.search_face(face_id, top, chosen)
+        hits, searched, entry = actions.search_face(acting, bound, face_id, top, collection)
         services.metrics.searches.labels("face").inc()
-        entry = _log_search(services, actor, bound, None, face_id, names, hits, searched)
         return SearchResponse(
-            model=engine.embedder_spec.name, face=None, probe_face_id=face_id, probe=None,
-            searched_faces=searched, matches=[Match.from_hit(h) for h in hits],
-            search_id=entry.seq, purpose=bound.purpose, case=bound.case,
+            model=services.engine.embedder_spec.name, face=None, probe_face_id=face_id,
+            probe=None, searched_faces=searched,
+            matches=with_persons(services.catalog, actor, hits), search_id=entry.seq,
+            purpose=bound.purpose, case=bound.case,
         )  # fmt: skip
     assert photo is not None
     data = photo.file.read(limits.max_upload_bytes + 1)
@@ -92,14 +76,8 @@ def search(
     probe_limits = DecodeSettings(
         max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels
     )
-    with services.engine_lock:
-        result = engine.search(data, top, face, chosen, probe_limits)
+    result, entry = actions.search(acting, bound, data, top, face, collection, probe_limits)
     services.metrics.searches.labels("photo").inc()
-    # Only the probe's hash is kept; the photo itself is gone with this request.
-    entry = _log_search(
-        services, actor, bound, hashlib.sha256(data).hexdigest(), None, names, result.hits,
-        result.searched_faces,
-    )  # fmt: skip
     width, height = result.probe_size
     faces = [
         ProbeFace(
@@ -112,18 +90,25 @@ def search(
     return SearchResponse(
         model=result.model, face=result.face_index, probe=Probe(width=width, height=height,
         faces=faces), searched_faces=result.searched_faces,
-        matches=[Match.from_hit(h) for h in result.hits], search_id=entry.seq,
+        matches=with_persons(services.catalog, actor, result.hits), search_id=entry.seq,
         purpose=bound.purpose, case=bound.case,
     )  # fmt: skip
 
 
-def _log_search(services: Services, actor: Actor, bound, probe_sha256, probe_face_id, names,
-                hits, searched) -> Entry:  # fmt: skip
-    return services.record(actor, SearchPerformed(
-        bound.purpose, bound.case, bound.authorisation, probe_sha256, probe_face_id, names,
-        [h.face_id for h in hits], [round(h.score, 4) for h in hits], searched,
-        authorisation_pending=bound.pending,
-    ))  # fmt: skip
+def with_persons(catalog, actor: Actor, hits) -> list[Match]:
+    """The matches, each with the person its face belongs to and their appearances."""
+    persons = PeopleStore(catalog).persons_of_faces(
+        actor.organisation_id, [h.face_id for h in hits]
+    )
+    matches = []
+    for h in hits:
+        match = Match.from_hit(h)
+        found = persons.get(h.face_id)
+        if found is not None:
+            match.person = PersonBrief(id=found["id"], name=found["name"], faces=found["faces"],
+                                       url=f"/api/people/{found['id']}")  # fmt: skip
+        matches.append(match)
+    return matches
 
 
 @router.post("/{search_id}/verifications", response_model=VerificationOut, status_code=201)
