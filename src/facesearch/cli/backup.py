@@ -10,8 +10,8 @@ import typer
 from .. import backup as backups
 from ..engine import Engine
 from ..errors import FacesearchError
-from ..governance.audit import BackupMade, Restored, Who
-from .governance import governed
+from ..governance import actions
+from ..governance.actions import Caller, engine_audit
 from .output import JsonOpt, out, show_pairs
 
 
@@ -42,11 +42,7 @@ def backup(
     settings = ctx.obj
     with Engine(settings) as engine:
         summary = backups.backup(settings, dest, None if no_key else key_to)
-        governed(engine)[0].record(
-            Who.cli(),
-            BackupMade(summary["backup"], summary["catalog"], summary["files"], summary["bytes"],
-                       summary["key_file"]),
-        )  # fmt: skip
+        actions.backup_made(Caller.command_line(engine), summary)
     show_pairs(summary, as_json)
 
 
@@ -69,11 +65,9 @@ def restore(
     settings = ctx.obj
     summary = backups.restore(settings, src, key_from)
     with Engine(settings) as engine:
-        governed(engine)[0].record(
-            Who.cli(), Restored(summary["restored"], summary["made"], summary["files"])
-        )
+        actions.restored(Caller.command_line(engine), summary)
         index = engine.verify_index()
-        audit = governed(engine)[0].verify()
+        audit = engine_audit(engine).verify()
     summary["index_ok"] = index["ok"]
     summary["index_faces"] = index.get("faces_in_index")
     summary["index_problems"] = index["problems"]
