@@ -24,10 +24,12 @@ from ..types import Hit
 from . import oversight
 from .audit import (
     AuditLog,
+    BackupMade,
     Exported,
     ImageViewed,
     IngestFinished,
     IngestStarted,
+    Restored,
     SearchPerformed,
     SearchRefused,
     Who,
@@ -91,23 +93,47 @@ class Caller:
 # Scoping
 
 
-def collection(caller: Caller, name: str | Collection) -> Collection:
-    """The collection `name` of the caller's organisation; another organisation's
-    is answered as not found. A caller above the organisations (the command line's
-    operator) names a collection that only one organisation has."""
-    organisation = caller.who.organisation_id
+def owned_collection(
+    catalog: Catalog, organisation_id: int | None, name: str | Collection
+) -> Collection:
+    """The collection `name` of organisation `organisation_id`; another organisation's
+    is answered as not found. Without an organisation (the command line's operator)
+    the name must be one that only one organisation uses."""
     if isinstance(name, Collection):
         found: Collection | None = name
-    elif organisation is None:
-        return caller.reads.collection(name)
+    elif organisation_id is None:
+        return catalog.collection(name)
     else:
         try:
-            found = caller.reads.collection(name, organisation)
+            found = catalog.collection(name, organisation_id)
         except NotFound:
             found = None
-    if found is None or (organisation is not None and found.organisation_id != organisation):
+    if found is None or (organisation_id is not None and found.organisation_id != organisation_id):
         raise NotFound(f"no collection named {getattr(name, 'name', name)!r}")
     return found
+
+
+def owned_face(catalog: Catalog, organisation_id: int | None, face_id: int) -> FaceRow:
+    """The stored face `face_id`, if it belongs to organisation `organisation_id`
+    (any organisation's when that is None)."""
+    row = catalog.faces([face_id]).get(face_id)
+    # By the image's organisation: another organisation may use the same collection name.
+    if row is None or (
+        organisation_id is not None
+        and catalog.image(row.image_id)["organisation_id"] != organisation_id
+    ):
+        raise NotFound(f"no face with id {face_id}")
+    return row
+
+
+def collection(caller: Caller, name: str | Collection) -> Collection:
+    """The caller's collection `name` (see `owned_collection`)."""
+    return owned_collection(caller.reads, caller.who.organisation_id, name)
+
+
+def own_face(caller: Caller, face_id: int) -> FaceRow:
+    """The caller's stored face `face_id` (see `owned_face`)."""
+    return owned_face(caller.reads, caller.who.organisation_id, face_id)
 
 
 def scope(caller: Caller, names: list[str | Collection] | None) -> list[Collection] | None:
@@ -202,19 +228,6 @@ def _searched(
 # Views, exports and ingests
 
 
-def own_face(caller: Caller, face_id: int) -> FaceRow:
-    """The stored face `face_id`, if it belongs to the caller's organisation."""
-    catalog = caller.reads
-    row = catalog.faces([face_id]).get(face_id)
-    organisation = caller.who.organisation_id
-    # By the image's organisation: another organisation may use the same collection name.
-    if row is None or (
-        organisation is not None and catalog.image(row.image_id)["organisation_id"] != organisation
-    ):
-        raise NotFound(f"no face with id {face_id}")
-    return row
-
-
 def viewed(caller: Caller, image_id: int | None, face_id: int | None, what: str) -> Entry:
     """Someone looked at (or took away) an image or a face."""
     return caller.record(ImageViewed(image_id, face_id, what))
@@ -264,3 +277,17 @@ def ingest_ended(
         status = "failed" if isinstance(exc, Exception) else "interrupted"
     return ingest_finished(caller, collection, status, report.images, report.faces,
                            report.blocked, report.run_id)  # fmt: skip
+
+
+# Backups
+
+
+def backup_made(caller: Caller, summary: dict) -> Entry:
+    """`facesearch backup` finished: recorded in the store that was copied."""
+    return caller.record(BackupMade(summary["backup"], summary["catalog"], summary["files"],
+                                    summary["bytes"], summary["key_file"]))  # fmt: skip
+
+
+def restored(caller: Caller, summary: dict) -> Entry:
+    """`facesearch restore` finished: recorded in the restored store."""
+    return caller.record(Restored(summary["restored"], summary["made"], summary["files"]))
