@@ -27,10 +27,12 @@ from . import oversight
 from .audit import (
     AuditLog,
     AuthorisationConfirmed,
+    BackupMade,
     Exported,
     ImageViewed,
     IngestFinished,
     IngestStarted,
+    Restored,
     ResultVerified,
     SearchPerformed,
     SearchRefused,
@@ -342,3 +344,17 @@ def ingest_ended(
         status = "failed" if isinstance(exc, Exception) else "interrupted"
     return ingest_finished(caller, collection, status, report.images, report.faces,
                            report.blocked, report.run_id)  # fmt: skip
+
+
+# Backups
+
+
+def backup_made(caller: Caller, summary: dict) -> Entry:
+    """`facesearch backup` finished: recorded in the store that was copied."""
+    return caller.record(BackupMade(summary["backup"], summary["catalog"], summary["files"],
+                                    summary["bytes"], summary["key_file"]))  # fmt: skip
+
+
+def restored(caller: Caller, summary: dict) -> Entry:
+    """`facesearch restore` finished: recorded in the restored store."""
+    return caller.record(Restored(summary["restored"], summary["made"], summary["files"]))
