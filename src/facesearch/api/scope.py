@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import NotFound
-from ..governance.actions import Caller
+from ..governance.actions import Caller, owned_collection, owned_face
 from ..governance.audit import Who
 from ..governance.auth import Actor
 from ..store.catalog import Catalog, Collection, FaceRow
@@ -24,13 +24,7 @@ def caller(services: Services, actor: Actor) -> Caller:
 
 
 def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:
-    try:
-        collection = catalog.collection(name, actor.organisation_id)
-    except NotFound:
-        collection = None
-    if collection is None or collection.organisation_id != actor.organisation_id:
-        raise NotFound(f"no collection named {name!r}")
-    return collection
+    return owned_collection(catalog, actor.organisation_id, name)
 
 
 def own_collection_names(catalog: Catalog, actor: Actor) -> list[str]:
@@ -54,11 +48,7 @@ def own_image(catalog: Catalog, actor: Actor, image_id: int) -> dict:
 
 
 def own_face(catalog: Catalog, actor: Actor, face_id: int) -> FaceRow:
-    row = catalog.faces([face_id]).get(face_id)
-    # By the image's organisation: another organisation may use the same collection name.
-    if row is None or catalog.image(row.image_id)["organisation_id"] != actor.organisation_id:
-        raise NotFound(f"no face with id {face_id}")
-    return row
+    return owned_face(catalog, actor.organisation_id, face_id)
 
 
 def own_track(catalog: Catalog, actor: Actor, track_id: int) -> dict:

@@ -35,8 +35,7 @@ def images_list(
 ) -> None:
     """List stored images."""
     with Engine(ctx.obj) as engine:
-        chosen = engine.catalog.collection(collection) if collection else None
-        rows = engine.catalog.images(chosen, limit)
+        rows = engine.images(collection, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -49,7 +48,7 @@ def faces_list(
 ) -> None:
     """List stored faces."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.face_list(image, limit)
+        rows = engine.face_list(image, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -77,8 +76,7 @@ def errors_list(
 ) -> None:
     """List files that could not be ingested and why."""
     with Engine(ctx.obj) as engine:
-        chosen = engine.catalog.collection(collection) if collection else None
-        rows = engine.catalog.errors(chosen, limit)
+        rows = engine.errors(collection, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -88,5 +86,5 @@ def runs_list(
 ) -> None:
     """List ingest runs, newest first."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.runs(limit)
+        rows = engine.runs(limit)
     print_json(rows) if as_json else out.print(table(rows))

@@ -161,16 +161,13 @@ def reembed(
 
     Example: facesearch reembed --collection press --model my-arcface
     """
-    from ..reembed import reembed as run_reembed
-
     columns = (TextColumn("[bold]re-embed"), BarColumn(), MofNCompleteColumn(),
                TextColumn("images"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
     with Engine(ctx.obj) as engine, Progress(*columns, console=err) as bar:
         task = bar.add_task("reembed", total=None)
-        target = engine.catalog.collection(collection)
         try:
-            report = run_reembed(
-                ctx.obj, engine.catalog, target, model, source_model,
+            report = engine.reembed(
+                collection, model, source_model,
                 lambda r: bar.update(task, total=r.images_total, completed=r.images_done),
                 skip_missing,
             )  # fmt: skip

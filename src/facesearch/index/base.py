@@ -155,7 +155,7 @@ class CatalogFed:
         """Whether there is anything to do for a catalog at `top` (cheap, no lock)."""
         raise NotImplementedError
 
-    def _syncing(self) -> AbstractContextManager[Marks]:
+    def _syncing(self, catalog: CatalogSource) -> AbstractContextManager[Marks]:
         """The back end's write section; yields the marks to continue from."""
         raise NotImplementedError
 
@@ -189,7 +189,7 @@ class CatalogFed:
         report = SyncReport()
         if not self._behind(Marks(*catalog.index_marks())):
             return report
-        with self._syncing() as marks:
+        with self._syncing(catalog) as marks:
             top_id, top_seq = catalog.index_marks()
             report.added = feed(
                 catalog, self.model, self.model_version, marks.face_watermark, top_id,

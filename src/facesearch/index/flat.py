@@ -92,7 +92,7 @@ class FlatIndex(CatalogFed):
         return top.face_watermark > m.face_watermark or top.deletion_seq > m.deletion_seq
 
     @contextmanager
-    def _syncing(self) -> Iterator[Marks]:
+    def _syncing(self, catalog: CatalogSource) -> Iterator[Marks]:
         yield self._marks
 
     def _write_faces(self, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:

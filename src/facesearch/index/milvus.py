@@ -377,7 +377,7 @@ class MilvusIndex(CatalogFed):
         )
 
     @contextmanager
-    def _syncing(self) -> Iterator[Marks]:
+    def _syncing(self, catalog: CatalogSource) -> Iterator[Marks]:
         # Nothing to lock: upserts and deletes by primary key are idempotent.
         yield Marks(self.m.face_watermark, self.m.deletion_seq)
 

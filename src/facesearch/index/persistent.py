@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 
 from .. import faults
 from ..config import IndexSettings
@@ -47,18 +48,16 @@ from ..errors import FacesearchError
 from .agreement import membership_problems
 from .base import CatalogFed, CatalogSource, Marks, ReadWriteLock, SyncReport, Writer
 from .files import (
-    RowCipher,
     append,
     atomic_write,
     fsync_dir,
     fsync_file,
     locked,
     mapped,
-    mapped_rows,
     truncate,
-    vector_bytes,
 )
 from .ivf import IVFCandidates, auto_factory
+from .sealed import REPAIR, GcmBlocks, IndexDamaged, PlainRows, vector_layout
 
 if TYPE_CHECKING:
     from .registry import IndexRequest
@@ -67,8 +66,7 @@ if TYPE_CHECKING:
 # closing the index writes it again so the next open has less to re-encode.
 CHECKPOINT_FACES = 50_000
 CHUNK = 65_536
-# 2: a collection id per slot. An index of format 1 is refilled from the catalog.
-FORMAT = 2
+FORMAT = 1
 __all__ = ["CatalogSource", "PersistentIndex", "SyncReport"]
 
 
@@ -87,6 +85,11 @@ class Manifest:
     ivf_count: int = 0
     format: int = FORMAT
     sealed: bool = False  # vectors and IVF files encrypted with the index's key
+    # 1: a float32 row per slot (AES-CTR when sealed, before format 2); 2: AES-GCM blocks
+    vectors_format: int = 1
+    # A collection id per slot in `collections-G.i64`; an index written before it had one
+    # gets it from the catalog at its next sync.
+    with_collections: bool = False
 
     @property
     def vectors_file(self) -> str:
@@ -104,8 +107,9 @@ class Manifest:
     def collections_file(self) -> str:
         return f"collections-{self.generation}.i64"
 
-    def appended(self) -> tuple[str, str, str, str]:
-        return self.vectors_file, self.ids_file, self.tombstones_file, self.collections_file
+    def appended(self) -> tuple[str, ...]:
+        names = (self.vectors_file, self.ids_file, self.tombstones_file)
+        return names + ((self.collections_file,) if self.with_collections else ())
 
     def files(self) -> set[str]:
         names = set(self.appended())
@@ -123,13 +127,15 @@ class PersistentIndex(CatalogFed):
         """`key` (32 bytes) encrypts the vectors and IVF files at rest; None keeps them plain."""
         self.folder = folder
         self.model, self.model_version = model, model_version
-        self.cipher = RowCipher(_derive(key, b"rows")) if key else None
+        self._row_key = _derive(key, b"rows") if key else None
         self._ivf_key = _derive(key, b"ivf") if key else None
         self.dim = dim
         self.settings = settings
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = folder / "lock"
-        self._empty = Manifest(model, model_version, dim, sealed=key is not None)
+        layout = GcmBlocks.format if key else PlainRows.format
+        self._empty = Manifest(model, model_version, dim, sealed=key is not None,
+                               vectors_format=layout, with_collections=True)  # fmt: skip
         self.m = self._empty
         self._stamp: bytes | None = None
         self._loaded = False
@@ -146,9 +152,19 @@ class PersistentIndex(CatalogFed):
         self._own_lock = threading.Lock()
         self._rw = ReadWriteLock()
         with self._rw.write(), locked(self._lock, exclusive=True):
-            self._load(repair=True)
+            try:
+                self._load(repair=True)
+            except IndexDamaged:
+                # Every use raises it again until `rebuild` writes new files.
+                self.m, self._stamp, self._loaded = self._read_manifest(), None, False
+                return
+            if self.m.sealed and self.m.vectors_format < GcmBlocks.format:
+                self._rewrite(retrain=False)  # AES-CTR rows of an older version: migrate
 
     # state on disk
+
+    def _layout(self, m: Manifest):
+        return vector_layout(m.dim, self._row_key, m.vectors_format)
 
     def _manifest_path(self) -> Path:
         return self.folder / "manifest.json"
@@ -158,12 +174,7 @@ class PersistentIndex(CatalogFed):
         if not path.exists():
             return self._empty
         data = json.loads(path.read_text())
-        if data.get("format") == 1:
-            # No collection per slot: an empty new generation, refilled from the catalog
-            # at the next sync (the old files go as strays).
-            data = {**asdict(self._empty), "generation": data["generation"] + 1,
-                    "sealed": data.get("sealed", False), "format": 1}  # fmt: skip
-        elif data.get("format") != FORMAT:
+        if data.get("format") != FORMAT:
             raise FacesearchError(f"{path} has format {data.get('format')}; rebuild the index")
         m = Manifest(**data)
         if (m.model, m.model_version, m.dim) != (
@@ -191,21 +202,22 @@ class PersistentIndex(CatalogFed):
     def _load(self, repair: bool) -> None:
         """(Re)load the committed state; under the exclusive lock."""
         m = self._read_manifest()
-        if m.sealed != self._empty.sealed or m.format != FORMAT:
+        if m.sealed != self._empty.sealed:
             if not repair:
-                raise FacesearchError(f"{self.folder} is being rewritten with another setting")
-            # Written with the other key setting (before encryption at rest, say) or an
-            # older format: start a new, empty generation; the next sync refills it from
-            # the catalog and the old files go as strays below.
+                raise FacesearchError(f"{self.folder} is being rewritten with another key setting")
+            # Written with the other setting (before encryption at rest, say): start a
+            # new, empty generation; the next sync refills it from the catalog and the
+            # old files go as strays below.
             m = replace(self._empty, generation=m.generation + 1)
             self._commit(m)
         if repair:
             for name in m.appended():
                 self._path(name).touch()
-            truncate(self._path(m.vectors_file), m.count * m.dim * 4)
+            truncate(self._path(m.vectors_file), self._layout(m).size(m.count))
             truncate(self._path(m.ids_file), m.count * 8)
             truncate(self._path(m.tombstones_file), m.tombstones * 8)
-            truncate(self._path(m.collections_file), m.count * 8)
+            if m.with_collections:
+                truncate(self._path(m.collections_file), m.count * 8)
             keep = m.files() | {"manifest.json", "lock"}
             for stray in self.folder.iterdir():
                 if stray.name not in keep:
@@ -226,9 +238,12 @@ class PersistentIndex(CatalogFed):
             self._dead = np.zeros(0, dtype=np.int64)
             self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
             if m.ivf_file:
-                self._ivf = IVFCandidates.read(
-                    self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
-                )
+                try:
+                    self._ivf = IVFCandidates.read(
+                        self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
+                    )
+                except InvalidTag:
+                    raise IndexDamaged(f"{m.ivf_file} fails authentication; {REPAIR}") from None
                 self.m = replace(self.m, count=m.ivf_count)
             self._extend(self.m, m)
         self.m = m
@@ -275,9 +290,13 @@ class PersistentIndex(CatalogFed):
         return ivf
 
     def _map(self, m: Manifest) -> None:
-        self._vectors = mapped_rows(self._path(m.vectors_file), m.count, m.dim, self.cipher)
+        self._vectors = self._layout(m).open(self._path(m.vectors_file), m.count)
         self._ids = mapped(self._path(m.ids_file), "<i8", m.count)
-        self._collections = mapped(self._path(m.collections_file), "<i8", m.count)
+        self._collections = (
+            mapped(self._path(m.collections_file), "<i8", m.count)
+            if m.with_collections
+            else np.zeros(m.count, dtype=np.int64)  # until the next sync asks the catalog
+        )
 
     def _refresh(self) -> None:
         """Pick up what another process committed since we last looked."""
@@ -347,6 +366,8 @@ class PersistentIndex(CatalogFed):
         self._refresh()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         with self._rw.read():
+            if not self.m.with_collections:
+                raise FacesearchError("the index learns each face's collection at its next sync")
             if self._ivf is None:
                 return self._exact(queries, k, self._collection_slots(collection_ids))
             groups = self._grouped_slots()
@@ -514,15 +535,12 @@ class PersistentIndex(CatalogFed):
         last = int(self._ids[-1]) if m.count else 0
         if ids[0] <= max(last, 0) or np.any(np.diff(ids) <= 0):
             raise FacesearchError("face ids must be added in increasing order, each only once")
-        append(
-            self._path(m.vectors_file),
-            vector_bytes(self.cipher, m.vectors_file, m.count, vectors),
-            m.count * self.dim * 4,
-        )
+        self._layout(m).append(self._path(m.vectors_file), m.count, vectors)
         faults.point("index_write", f"{len(ids)} vectors appended, not their ids")
         append(self._path(m.ids_file), ids.tobytes(), m.count * 8)
-        collections = np.ascontiguousarray(collections, dtype="<i8")
-        append(self._path(m.collections_file), collections.tobytes(), m.count * 8)
+        if m.with_collections:
+            collections = np.ascontiguousarray(collections, dtype="<i8")
+            append(self._path(m.collections_file), collections.tobytes(), m.count * 8)
         new = replace(
             m, count=m.count + len(ids), face_watermark=max(m.face_watermark, int(ids[-1]))
         )
@@ -555,13 +573,29 @@ class PersistentIndex(CatalogFed):
         return (
             top.face_watermark > m.face_watermark
             or top.deletion_seq > m.deletion_seq
+            or not m.with_collections
             or self._wants_ivf()
         )
 
     @contextmanager
-    def _syncing(self) -> Iterator[Marks]:
+    def _syncing(self, catalog: CatalogSource) -> Iterator[Marks]:
         with self._changing():
+            if not self.m.with_collections:
+                self._fill_collections(catalog)
             yield Marks(self.m.face_watermark, self.m.deletion_seq)
+
+    def _fill_collections(self, catalog: CatalogSource) -> None:
+        """Write the collection of every slot, asked of the catalog (an index written
+        before slots had one); a face deleted meanwhile gets 0 (it is tombstoned)."""
+        m = replace(self.m, with_collections=True)
+        path = self._path(m.collections_file)
+        path.write_bytes(b"")
+        for start in range(0, m.count, CHUNK):
+            ids = np.asarray(self._ids[start : start + CHUNK])
+            append(path, catalog.collection_ids_of(ids).astype("<i8").tobytes(), start * 8)
+        self._commit(m)
+        self._map(m)
+        self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
 
     def _write_faces(self, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
         m = self._append(self.m, ids, vectors, collections)
@@ -586,7 +620,10 @@ class PersistentIndex(CatalogFed):
     @contextmanager
     def _new_generation(self, marks: Marks) -> Iterator[Writer]:
         with self._rw.write(), locked(self._lock, exclusive=True):
-            self._load(repair=True)
+            try:
+                self._load(repair=True)
+            except IndexDamaged:
+                self.m = self._read_manifest()  # what is damaged is what gets replaced
             old = self.m
             new = replace(self._empty, generation=old.generation + 1,
                           face_watermark=marks.face_watermark,
@@ -607,10 +644,11 @@ class PersistentIndex(CatalogFed):
         self, m: Manifest, at: int, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray
     ) -> None:
         """Rows written at slot `at` of a generation not yet in use (compaction, rebuild)."""
-        append(self._path(m.vectors_file), vector_bytes(self.cipher, m.vectors_file, at, vectors),
-               at * self.dim * 4)  # fmt: skip
+        self._layout(m).append(self._path(m.vectors_file), at, vectors)
         append(self._path(m.ids_file), np.asarray(ids, "<i8").tobytes(), at * 8)
-        append(self._path(m.collections_file), np.asarray(collections, "<i8").tobytes(), at * 8)
+        if m.with_collections:
+            append(self._path(m.collections_file), np.asarray(collections, "<i8").tobytes(),
+                   at * 8)  # fmt: skip
 
     def train(self) -> None:
         """Train the approximate index over the live faces now, whatever their number."""
@@ -677,23 +715,28 @@ class PersistentIndex(CatalogFed):
         started = time.perf_counter()
         with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=False)
-            old = self.m
-            live = np.setdiff1d(np.arange(old.count), self._dead, assume_unique=True)
-            new = replace(old, generation=old.generation + 1, count=0, tombstones=0,
-                          ivf_file=None, ivf_factory=None, ivf_count=0)  # fmt: skip
-            for name in new.appended():
-                self._path(name).write_bytes(b"")
-            ivf = self._ivf.empty_copy() if self._ivf is not None and not retrain else None
-            for start in range(0, len(live), CHUNK):
-                part = live[start : start + CHUNK]
-                vectors = np.asarray(self._vectors[part])
-                self._append_raw(new, start, self._ids[part], vectors, self._collections[part])
-                if ivf is not None:
-                    ivf.add(start, vectors)
-            new = replace(new, count=len(live))
-            self._switch(old, new, ivf)
-        return {"faces": len(live), "removed": old.count - len(live),
+            faces, removed = self._rewrite(retrain)
+        return {"faces": faces, "removed": removed,
                 "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+
+    def _rewrite(self, retrain: bool) -> tuple[int, int]:
+        """Write the live faces as a new generation in the present format (under lock)."""
+        old = self.m
+        live = np.setdiff1d(np.arange(old.count), self._dead, assume_unique=True)
+        new = replace(old, generation=old.generation + 1, count=0, tombstones=0,
+                      ivf_file=None, ivf_factory=None, ivf_count=0,
+                      vectors_format=self._empty.vectors_format)  # fmt: skip
+        for name in new.appended():
+            self._path(name).write_bytes(b"")
+        ivf = self._ivf.empty_copy() if self._ivf is not None and not retrain else None
+        for start in range(0, len(live), CHUNK):
+            part = live[start : start + CHUNK]
+            vectors = np.asarray(self._vectors[part])
+            self._append_raw(new, start, self._ids[part], vectors, self._collections[part])
+            if ivf is not None:
+                ivf.add(start, vectors)
+        self._switch(old, replace(new, count=len(live)), ivf)
+        return len(live), old.count - len(live)
 
     def _switch(self, old: Manifest, new: Manifest, ivf: IVFCandidates | None) -> None:
         """Make `new` the committed generation (under lock), then drop the old files."""
@@ -716,7 +759,7 @@ class PersistentIndex(CatalogFed):
         """Prove that index and catalog agree; returns the checks and any problems."""
         with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=False)
-            problems: list[str] = []
+            problems = self._layout(self.m).check(self._path(self.m.vectors_file), self.m.count)
             ids = np.asarray(self._ids)
             if len(ids) > 1 and np.any(np.diff(ids) <= 0):
                 problems.append("face ids in the index are not strictly increasing")
@@ -729,9 +772,10 @@ class PersistentIndex(CatalogFed):
             checked = rng.choice(live, min(sample, len(live)), replace=False) if len(live) else live
             stored = catalog.embeddings_of(checked)
             slots = self._slots_of(np.sort(checked))
+            # A block that fails authentication cannot be compared: reported above.
             differ = sum(
                 1
-                for slot in slots
+                for slot in ([] if problems else slots)
                 if not np.array_equal(self._vectors[slot], stored.get(int(self._ids[slot])))
             )
             if differ:
