@@ -378,11 +378,14 @@ class PersistentIndex(CatalogFed):
             if large:
                 bits = self._alive_bits()
                 pool = max(k * self.settings.refine, k)
-                candidates = np.concatenate([
-                    self._own_lists(c, groups[c]).search(queries, pool, self._nprobe(), bits)
-                    for c in large
-                ], axis=1)  # fmt: skip
-                parts.append(self._rerank(queries, k, candidates))
+                found = [self._own_lists(c, groups[c]).scored(queries, pool, self._nprobe(), bits)
+                         for c in large]  # fmt: skip
+                scores = np.concatenate([f[0] for f in found], axis=1)
+                slots = np.concatenate([f[1] for f in found], axis=1)
+                # The best `pool` by approximate score over all the collections: re-ranking
+                # reads (and, sealed, decrypts) each candidate's full vector.
+                best = np.argsort(-scores, axis=1, kind="stable")[:, :pool]
+                parts.append(self._rerank(queries, k, np.take_along_axis(slots, best, 1)))
             return _merge(parts, k)
 
     def count(self, collection_ids: list[int] | None = None) -> int:
@@ -390,7 +393,13 @@ class PersistentIndex(CatalogFed):
         if collection_ids is None:
             return len(self)
         with self._rw.read():
-            return len(self._collection_slots(collection_ids))
+            groups = self._grouped_slots()
+            chosen = {int(c) for c in collection_ids}
+            total = sum(len(groups[c]) for c in chosen if c in groups)
+            if len(self._dead):
+                dead = np.asarray(self._collections)[self._dead]
+                total -= int(np.isin(dead, list(chosen)).sum())
+            return total
 
     def _collection_slots(self, collection_ids: list[int]) -> np.ndarray:
         """The live slots of these collections, sorted (under the read lock)."""
