@@ -18,6 +18,7 @@ from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
 from .index.base import CollectionFilteredIndex
 from .index.persistent import PersistentIndex
+from .index.sealed import IndexDamaged
 from .models import declared
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
@@ -266,9 +267,13 @@ class Engine:
 
     def verify_index(self) -> dict:
         """Open (which repairs torn writes), catch up with the catalog, then prove they agree."""
-        index = self.vector_index()
-        caught_up = index.sync(self.catalog)
-        report = index.verify(self.catalog)
+        try:
+            index = self.vector_index()
+            caught_up = index.sync(self.catalog)
+            report = index.verify(self.catalog)
+        except IndexDamaged as exc:
+            # A file that fails authentication: reported, not raised, like any disagreement.
+            return {"ok": False, "problems": [str(exc)]}
         report["caught_up"] = {"added": caught_up.added, "deleted": caught_up.deleted}
         return report
 
