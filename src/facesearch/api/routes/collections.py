@@ -11,7 +11,6 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 
 from ...errors import Conflict, ImageTooLarge, NotFound, UnsupportedImage
 from ...governance import actions
-from ...governance.audit import CollectionChanged
 from ...governance.auth import Actor, Permission
 from ...pipeline.sources import MEDIA_SUFFIXES
 from ...pipeline.video import is_video
@@ -49,7 +48,7 @@ def create_collection(
     services.catalog.create_collection(
         body.name, body.source, body.legal_basis, body.retention_days, actor.organisation_id
     )
-    services.record(actor, CollectionChanged(body.name, "created"))
+    actions.collection_changed(caller(services, actor), body.name, "created")
     return _out(services, actor, body.name)
 
 
@@ -68,7 +67,9 @@ def update_collection(
     """Change the retention period (null keeps the collection until deleted)."""
     collection = own_collection(services.catalog, actor, name)
     services.catalog.set_retention(collection, body.retention_days)
-    services.record(actor, CollectionChanged(name, f"retention {body.retention_days} days"))
+    actions.collection_changed(
+        caller(services, actor), name, f"retention {body.retention_days} days"
+    )
     return _out(services, actor, name)
 
 
@@ -83,7 +84,7 @@ def delete_collection(
     services.catalog.delete_collection(collection)
     # Persons whose every face was in it go too (names and all).
     PeopleStore(services.catalog).remove_orphans(actor.organisation_id)
-    services.record(actor, CollectionChanged(name, "deleted with its data key"))
+    actions.collection_changed(caller(services, actor), name, "deleted with its data key")
     shutil.rmtree(services.settings.uploads_dir / str(collection.id), ignore_errors=True)
     with services.engine_lock:
         services.engine.reload_index()
