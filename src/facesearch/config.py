@@ -248,8 +248,10 @@ class PeopleSettings(BaseModel):
     # (its calibration), unless `threshold` sets the cosine similarity itself.
     edge_fmr: float = Field(1e-5, gt=0, lt=1)
     threshold: float | None = Field(None, ge=-1.0, le=1.0)
-    # Two groups join only if their centroids are this much more alike than an edge.
-    centroid_margin: float = Field(0.1, ge=-1.0, le=1.0)
+    # "linkage": two groups join only if their centroids score at least the recogniser's
+    # score at this false match rate, unless `centroid_threshold` sets it.
+    centroid_fmr: float = Field(1e-6, gt=0, lt=1)
+    centroid_threshold: float | None = Field(None, ge=-1.0, le=1.0)
     neighbours: int = Field(20, ge=1, le=200)
     # A group becomes a person at this many faces; smaller ones wait, unassigned.
     min_faces: int = Field(2, ge=1)

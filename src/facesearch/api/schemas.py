@@ -259,6 +259,8 @@ class FaceOut(BaseModel):
     model_version: str
     thumbnail_url: str
     image_url: str
+    video: VideoMoment | None = Field(None, description="set for a face of a video")
+    clip_url: str | None = Field(None, description="its video, served with range requests")
 
 
 # accounts
@@ -372,5 +374,8 @@ class ErasureIn(BaseModel):
     )
     video_ids: list[int] = Field(
         default_factory=list, max_length=1_000, description="videos (image ids): all their faces"
+    )
+    person_ids: list[int] = Field(
+        default_factory=list, max_length=1_000, description="persons (people/): all their faces"
     )
     reference: str = Field(min_length=1, max_length=200, description="the erasure request")

@@ -10,31 +10,38 @@ built nowhere else.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
+from ..clock import now
 from ..config import DecodeSettings, Settings
 from ..engine import Engine, SearchResult
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..ingest import IngestReport
 from ..store.audit import Entry
 from ..store.catalog import Catalog, Collection, FaceRow
 from ..types import Hit
 from . import oversight
 from .audit import (
+    AccountChanged,
     AuditLog,
+    AuthorisationConfirmed,
     BackupMade,
+    CollectionChanged,
     Exported,
     ImageViewed,
     IngestFinished,
     IngestStarted,
     Restored,
+    ResultVerified,
     SearchPerformed,
     SearchRefused,
     Who,
     audit_log,
 )
+from .auth import PermissionDenied
 from .blocklist import Blocklist
 from .purpose import PurposeRequired, SearchPurpose, bind
 
@@ -225,6 +232,68 @@ def _searched(
     ))  # fmt: skip
 
 
+# Decisions on a search's matches
+
+
+def verify_match(caller: Caller, search_id: int, face_id: int, decision: str) -> int:
+    """Record the caller's decision on a match of one of their organisation's searches
+    (confirmed: the same person; rejected); returns the verification's id."""
+    entry = _own_search(caller, search_id)
+    _refuse_if_purged(caller, search_id)
+    if face_id not in json.loads(entry.details)["face_ids"]:
+        raise NotFound(f"face {face_id} was not among the matches of search {search_id}")
+    verification_id = caller.audit.store.add_verification(
+        search_id, face_id, decision, caller.who.actor, now()
+    )
+    _verified(caller, search_id, face_id, decision, verification_id)
+    return verification_id
+
+
+def confirm_verification(caller: Caller, verification_id: int) -> None:
+    """A second person confirms a decision (required where the settings say so)."""
+    store = caller.audit.store
+    found = store.verification(verification_id)
+    if found is None:
+        raise NotFound(f"no verification with id {verification_id}")
+    _own_search(caller, found["search_seq"])
+    if found["decided_by"] == caller.who.actor:
+        raise PermissionDenied("a second confirmation must come from another person")
+    store.confirm_verification(verification_id, caller.who.actor)
+    _verified(caller, found["search_seq"], found["face_id"], found["decision"], verification_id,
+              verification_id)  # fmt: skip
+
+
+def _verified(
+    caller: Caller, search_id: int, face_id: int, decision: str, verification_id: int,
+    confirms: int | None = None,
+) -> Entry:  # fmt: skip
+    return caller.record(ResultVerified(search_id, face_id, decision, verification_id, confirms))
+
+
+def confirm_authorisation(caller: Caller, search_id: int, reference: str) -> Entry:
+    """The authorisation reference of a search that went ahead as pending."""
+    entry = _own_search(caller, search_id)
+    if not json.loads(entry.details).get("authorisation_pending"):
+        raise Conflict(f"search {search_id} was not pending an authorisation")
+    _refuse_if_purged(caller, search_id)
+    if caller.audit.store.query(action="authorisation", search_seq=search_id, limit=1):
+        raise Conflict(f"search {search_id} is already authorised")
+    return caller.record(AuthorisationConfirmed(search_id, reference))
+
+
+def _own_search(caller: Caller, search_id: int) -> Entry:
+    found = caller.audit.store.query(organisation_id=caller.who.organisation_id,
+                                     action="search", seq=search_id, limit=1)  # fmt: skip
+    if not found:
+        raise NotFound(f"no search with id {search_id}")
+    return found[0]
+
+
+def _refuse_if_purged(caller: Caller, search_id: int) -> None:
+    if caller.audit.store.query(action="pending_expired", search_seq=search_id, limit=1):
+        raise Conflict(f"search {search_id} was never authorised in time; its results were purged")
+
+
 # Views, exports and ingests
 
 
@@ -277,6 +346,19 @@ def ingest_ended(
         status = "failed" if isinstance(exc, Exception) else "interrupted"
     return ingest_finished(caller, collection, status, report.images, report.faces,
                            report.blocked, report.run_id)  # fmt: skip
+
+
+# Collections and accounts (through the API)
+
+
+def collection_changed(caller: Caller, collection: str, change: str) -> Entry:
+    """A collection was created, its retention changed, or it was deleted."""
+    return caller.record(CollectionChanged(collection, change))
+
+
+def account_changed(caller: Caller, target: str, change: str) -> Entry:
+    """An account or one of its tokens was created, changed, unlocked or revoked."""
+    return caller.record(AccountChanged(target, change))
 
 
 # Backups

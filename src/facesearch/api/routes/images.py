@@ -126,13 +126,18 @@ def get_face(face_id: int, services: ServicesDep, actor: Actor = require(P.FACES
     """A stored face: where it appears (image, collection, source, date) and its box."""
     row = own_face(services.catalog, actor, face_id)
     actions.viewed(caller(services, actor), row.image_id, face_id, "face")
+    moment = videos.moments(services.catalog, [face_id]).get(face_id)
+    extra = {}
+    if moment is not None:
+        extra = {"video": VideoMoment(**moment.as_dict()),
+                 "clip_url": f"/api/images/{row.image_id}/clip"}  # fmt: skip
     return FaceOut(
         id=row.face_id, image_id=row.image_id, collection=row.collection,
         filename=PurePath(row.path).name, source_url=row.source_url,
         captured_at=row.captured_at, box=Box.of(row.box), det_score=round(row.det_score, 4),
         quality=round(row.quality, 4), model=row.model, model_version=row.model_version,
         thumbnail_url=f"/api/faces/{face_id}/thumbnail",
-        image_url=f"/api/images/{row.image_id}/file",
+        image_url=f"/api/images/{row.image_id}/file", **extra,
     )  # fmt: skip
 
 

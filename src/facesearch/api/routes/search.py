@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from ...clock import now
 from ...config import DecodeSettings
-from ...errors import Conflict, FacesearchError, ImageTooLarge, NotFound
+from ...errors import FacesearchError, ImageTooLarge
 from ...governance import actions
-from ...governance.audit import AuthorisationConfirmed, ResultVerified
-from ...governance.auth import Actor, Permission, PermissionDenied
-from ...store.audit import Entry
+from ...governance.auth import Actor, Permission
 from ...store.people import PeopleStore
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import (
@@ -118,16 +114,9 @@ def verify_match(
 ) -> VerificationOut:  # fmt: skip
     """Record one's decision on a match of one's organisation's search: confirmed
     (the person checked it is the same person) or rejected."""
-    entry = _own_search(services, actor, search_id)
-    _refuse_if_purged(services, search_id)
-    if body.face_id not in json.loads(entry.details)["face_ids"]:
-        raise NotFound(f"face {body.face_id} was not among the matches of search {search_id}")
-    store = services.audit.store
-    verification_id = store.add_verification(
-        search_id, body.face_id, body.decision, actor.username, now()
+    verification_id = actions.verify_match(
+        caller(services, actor), search_id, body.face_id, body.decision
     )
-    services.record(actor, ResultVerified(search_id, body.face_id, body.decision,
-                                          verification_id))  # fmt: skip
     return _verification_out(services, verification_id)
 
 
@@ -136,23 +125,7 @@ def confirm_verification(
     verification_id: int, services: ServicesDep, actor: Actor = require(Permission.SEARCH)
 ) -> VerificationOut:
     """A second person confirms a decision (required where the settings say so)."""
-    found = services.audit.store.verification(verification_id)
-    if found is None:
-        raise NotFound(f"no verification with id {verification_id}")
-    _own_search(services, actor, found["search_seq"])
-    if found["decided_by"] == actor.username:
-        raise PermissionDenied("a second confirmation must come from another person")
-    services.audit.store.confirm_verification(verification_id, actor.username)
-    services.record(
-        actor,
-        ResultVerified(
-            found["search_seq"],
-            found["face_id"],
-            found["decision"],
-            verification_id,
-            verification_id,
-        ),
-    )
+    actions.confirm_verification(caller(services, actor), verification_id)
     return _verification_out(services, verification_id)
 
 
@@ -162,28 +135,8 @@ def confirm_authorisation(
     actor: Actor = require(Permission.SEARCH),
 ) -> dict:  # fmt: skip
     """Give the authorisation reference of a search that went ahead as pending."""
-    entry = _own_search(services, actor, search_id)
-    if not json.loads(entry.details).get("authorisation_pending"):
-        raise Conflict(f"search {search_id} was not pending an authorisation")
-    _refuse_if_purged(services, search_id)
-    done = services.audit.store.query(action="authorisation", search_seq=search_id, limit=1)
-    if done:
-        raise Conflict(f"search {search_id} is already authorised")
-    logged = services.record(actor, AuthorisationConfirmed(search_id, body.reference))
+    logged = actions.confirm_authorisation(caller(services, actor), search_id, body.reference)
     return {"search_id": search_id, "authorisation": body.reference, "entry": logged.seq}
-
-
-def _refuse_if_purged(services: Services, search_id: int) -> None:
-    if services.audit.store.query(action="pending_expired", search_seq=search_id, limit=1):
-        raise Conflict(f"search {search_id} was never authorised in time; its results were purged")
-
-
-def _own_search(services: Services, actor: Actor, search_id: int) -> Entry:
-    found = services.audit.store.query(organisation_id=actor.organisation_id, action="search",
-                                       seq=search_id, limit=1)  # fmt: skip
-    if not found:
-        raise NotFound(f"no search with id {search_id}")
-    return found[0]
 
 
 def _verification_out(services: Services, verification_id: int) -> VerificationOut:
