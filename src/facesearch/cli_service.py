@@ -16,7 +16,7 @@ from rich.table import Table
 from .config import Settings
 from .governance.auth import Authenticator, Role
 from .store.accounts import Accounts
-from .store.connections import ThreadConnections
+from .store.db import Database
 
 users_app = typer.Typer(
     help="Accounts for the server; no one can sign up on their own.", no_args_is_help=True
@@ -25,8 +25,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _accounts(settings: Settings) -> tuple[ThreadConnections, Accounts, Authenticator]:
-    db = ThreadConnections(settings.catalog_location)
+def _accounts(settings: Settings) -> tuple[Database, Accounts, Authenticator]:
+    db = Database(settings.catalog_location)
     accounts = Accounts(db)
     return db, accounts, Authenticator(accounts, settings.api)
 

@@ -37,15 +37,14 @@ from ..governance.auth import AuthenticationFailed, Authenticator, PermissionDen
 from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
 from ..governance.throttle import LoginThrottle, TooManyAttempts
 from ..jobs import JobRunner
-from ..storage import open_catalog
+from ..storage import open_catalog, open_database
 from ..store.accounts import Accounts
-from ..store.connections import ThreadConnections
 from ..store.jobs import Job, Jobs
 from ..web import pages
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
 from .routes import accounts, auth, collections, images, jobs, oversight, search, system
-from .state import ClientOrigin, Services, ThreadCatalogs
+from .state import ClientOrigin, Services
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -79,8 +78,11 @@ def status_of(exc: FacesearchError) -> int:
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
-    engine = engine or Engine(settings, open_catalog(settings, check_same_thread=False))
-    db = ThreadConnections(settings.catalog_location)
+    if engine is None:
+        db = open_database(settings)
+        engine = Engine(settings, open_catalog(settings, db))
+    else:
+        db = engine.catalog.db
     accounts_store = Accounts(db)
     jobs_store = Jobs(db)
     services: Services
@@ -109,14 +111,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             job.id, job.collection, taken_from, services.runner.holder,
         ), organisation_id=job.organisation_id)  # fmt: skip
 
-    catalogs = ThreadCatalogs(settings)
     services = Services(
-        settings=settings, engine=engine, catalogs=catalogs, db=db, accounts=accounts_store,
+        settings=settings, engine=engine, db=db, accounts=accounts_store,
         jobs=jobs_store,
         runner=JobRunner(settings, jobs_store, on_progress, on_finish, screen_for, on_takeover),
         auth=Authenticator(accounts_store, settings.api),
-        metrics=Metrics(lambda: catalogs.get().stats()),
-        audit=audit_log(settings, db.transaction, db.get), throttle=LoginThrottle(settings.api),
+        metrics=Metrics(lambda: services.catalog.stats()),
+        audit=audit_log(settings, db.transaction, lambda: db.conn),
+        throttle=LoginThrottle(settings.api),
     )  # fmt: skip
 
     @asynccontextmanager
@@ -132,7 +134,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             purger.stop()
             services.runner.stop()
-            catalogs.close()
             db.close()
 
     app = FastAPI(

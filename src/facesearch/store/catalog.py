@@ -6,8 +6,8 @@ kept here in full so any vector index can be rebuilt from the catalog alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,11 +16,10 @@ import numpy as np
 
 from .. import faults
 from ..clock import now
-from ..diskfull import from_sqlite_error
 from ..errors import Conflict, FacesearchError, NotFound
 from ..types import ImageResult
-from .database import Connection, IntegrityError, connect
-from .migrations import migrate
+from .database import Connection, IntegrityError
+from .db import Database
 from .sealing import Sealer
 
 
@@ -55,19 +54,25 @@ class FaceRow:
 
 
 class Catalog:
-    def __init__(self, path: Path | str, sealer: Sealer, check_same_thread: bool = True) -> None:
-        """`path`: a SQLite file or a postgresql:// URL; `sealer` keeps its faces sealed."""
-        self.path = path
-        # The server shares one catalog between threads, always under a lock.
-        self.conn: Connection = connect(path, check_same_thread)
-        migrate(self.conn)
-        self._depth = 0
+    def __init__(self, db: Database | Path | str, sealer: Sealer) -> None:
+        """`db`: the server's `Database`, or a SQLite file or postgresql:// URL to open
+        one for this catalog alone; `sealer` keeps its faces sealed."""
+        self._owns_db = not isinstance(db, Database)
+        self.db = db if isinstance(db, Database) else Database(db)
+        self.path = self.db.target
         self.sealer = sealer
         self._data_keys: dict[str, bytes] = {}
         self._seal_plain_faces()
 
+    @property
+    def conn(self) -> Connection:
+        """This thread's connection (the writer inside a transaction)."""
+        return self.db.conn
+
     def close(self) -> None:
-        self.conn.close()
+        """Close the database if this catalog opened it (a shared one stays open)."""
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Catalog:
         return self
@@ -75,40 +80,9 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> AbstractContextManager[Connection]:
         """All or nothing; nested blocks become savepoints."""
-        name = f"sp{self._depth}"
-        if self._depth == 0:
-            self.conn.begin()
-        else:
-            self.conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield self.conn
-        except BaseException as exc:
-            self._depth -= 1
-            self._roll_back(name)
-            clear = from_sqlite_error(exc, self.path)
-            if clear is None:
-                raise
-            raise clear from exc
-        self._depth -= 1
-        try:
-            self.conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
-        except Exception as exc:
-            # A commit that fails (a full disk) may leave the transaction open.
-            self._roll_back(name)
-            clear = from_sqlite_error(exc, self.path)
-            if clear is None:
-                raise
-            raise clear from exc
-
-    def _roll_back(self, savepoint: str) -> None:
-        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR); a
-        # second ROLLBACK would fail and hide the first error.
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {savepoint}")
+        return self.db.transaction()
 
     # collections
 

@@ -45,7 +45,10 @@ NOT_DONE = (
 class ReembedStore:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.conn = catalog.conn
+
+    @property
+    def conn(self):
+        return self.catalog.conn
 
     def progress(self, collection: Collection, source: tuple[str, str],
                  target: tuple[str, str]) -> Progress:  # fmt: skip

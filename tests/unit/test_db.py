@@ -1,0 +1,90 @@
+"""The one database object on either back end: one writer shared by the threads of a
+process, a reader per thread that refuses writes, nested transactions as savepoints,
+and a transaction that sees its own writes while other threads see only commits."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from postgres import open_catalog
+
+from facesearch.store.db import Database
+
+
+def _count(conn) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM organisations WHERE name IN ('org-a', 'org-b')"
+    ).fetchone()[0]
+
+
+def test_readers_refuse_writes_and_the_writer_is_one(catalog_location):
+    with Database(catalog_location) as db:
+        with pytest.raises(Exception, match=r"(?i)read.?only"):
+            db.conn.execute("INSERT INTO organisations (name, created_at) VALUES ('org-x', 'now')")
+        with db.transaction() as first, db.transaction() as nested:
+            assert first is nested is db.conn
+        seen: list = []
+        thread = threading.Thread(target=lambda: seen.append(db.conn))
+        thread.start()
+        thread.join()
+        assert seen[0] is not db.conn  # each thread reads on its own connection
+
+
+def test_nested_blocks_are_savepoints_and_a_transaction_sees_its_writes(catalog_location):
+    with Database(catalog_location) as db:
+        insert = "INSERT INTO organisations (name, created_at) VALUES (?, 'now')"
+        with db.transaction() as conn:
+            conn.execute(insert, ("org-a",))
+            with pytest.raises(RuntimeError), db.transaction() as inner:
+                inner.execute(insert, ("org-b",))
+                raise RuntimeError("undo the inner block only")
+            assert _count(db.conn) == 1  # the writer, inside the transaction
+            outside: list[int] = []
+            reader = threading.Thread(target=lambda: outside.append(_count(db.conn)))
+            reader.start()
+            reader.join()
+            assert outside == [0]  # another thread sees only what is committed
+        assert _count(db.conn) == 1
+        assert db.write("DELETE FROM organisations WHERE name = 'org-a' RETURNING id")
+        assert _count(db.conn) == 0
+
+
+def test_threads_take_turns_on_the_writer(catalog_location):
+    with Database(catalog_location) as db:
+        inside = threading.Event()
+        release = threading.Event()
+        order: list[str] = []
+
+        def first() -> None:
+            with db.transaction():
+                inside.set()
+                release.wait(10)
+                order.append("first")
+
+        def second() -> None:
+            inside.wait(10)
+            with db.transaction():
+                order.append("second")
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        inside.wait(10)
+        release.set()
+        for t in threads:
+            t.join(20)
+        assert order == ["first", "second"]
+
+
+def test_a_catalog_over_a_shared_database_leaves_it_open(catalog_location, tmp_path):
+    db = Database(catalog_location)
+    try:
+        with open_catalog(db, tmp_path) as catalog:
+            catalog.create_collection("press", "s", "b")
+        assert [c["name"] for c in open_catalog(db, tmp_path).collections()] == ["press"]
+    finally:
+        db.close()
+    # Closed, a database opens its connections again when used (a restarted app).
+    assert db.conn.execute("SELECT COUNT(*) FROM collections").fetchone()[0] == 1
+    db.close()
