@@ -7,39 +7,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .engine import Engine
-from .errors import FacesearchError
-from .governance import oversight
-from .governance.audit import AuditLog, Exported, Who, audit_log
-from .governance.rights import (
+from ..engine import Engine
+from ..errors import FacesearchError
+from ..governance import oversight
+from ..governance.audit import AuditLog, Exported, Who, audit_log
+from ..governance.rights import (
     Blocklist,
     access_report,
     erase,
     purge_expired_pending,
     purge_retention,
 )
+from .output import JsonOpt, out, print_json
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 rights_app = typer.Typer(
     help="Data-subject rights: access reports and erasure.", no_args_is_help=True
 )
 retention_app = typer.Typer(help="Retention of stored photos.", no_args_is_help=True)
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(rights_app, name="rights")
-    app.add_typer(retention_app, name="retention")
 
 
 def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
@@ -51,10 +42,6 @@ def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
 
 def hash_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @audit_app.command("verify")
@@ -78,7 +65,7 @@ def audit_verify(
     with Engine(ctx.obj) as engine:
         result = governed(engine)[0].verify(expected)
     if as_json:
-        _print_json(result.__dict__)
+        print_json(result.__dict__)
     else:
         out.print(("[green]" if result.ok else "[red]") + result.message())
     if not result.ok:
@@ -120,7 +107,7 @@ def audit_list(
             out.print(f"wrote {len(rows)} entries to {csv_file}")
             return
     if as_json:
-        _print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
+        print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
         return
     table = Table(title=f"{len(rows)} audit entries")
     for column in ("seq", "at", "actor", "origin", "action", "details"):
@@ -148,7 +135,7 @@ def audit_report(
         "usage": oversight.usage(rows),
         "anomalies": oversight.anomalies(rows, ctx.obj.governance),
     }
-    _print_json(report) if as_json else out.print_json(json.dumps(report, default=str))
+    print_json(report) if as_json else out.print_json(json.dumps(report, default=str))
 
 
 @rights_app.command("access")
@@ -169,7 +156,7 @@ def rights_access(
         )  # fmt: skip
     rows = [h.__dict__ for h in held]
     if as_json:
-        _print_json({"reference": reference, "search_seq": seq, "faces": rows})
+        print_json({"reference": reference, "search_seq": seq, "faces": rows})
         return
     out.print(f"{len(rows)} faces held for request {reference} (logged as audit entry {seq})")
     for h in held:
@@ -194,7 +181,7 @@ def rights_erase(
                       ctx.obj.uploads_dir)  # fmt: skip
     summary = {"erased": event.face_ids, "images_deleted": event.images_deleted,
                "blocklisted": event.blocklisted}  # fmt: skip
-    _print_json(summary) if as_json else out.print(
+    print_json(summary) if as_json else out.print(
         f"erased {len(event.face_ids)} faces ({event.images_deleted} images left without faces "
         f"deleted); {event.blocklisted} embeddings added to the block-list"
     )
@@ -213,7 +200,7 @@ def retention_purge(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.print(f"results of {len(expired)} searches never authorised in time purged")
     rows = [{k: v for k, v in p.items() if k != "paths"} for p in purged]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     elif not rows:
         out.print("nothing has outlived its retention")
     else:

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from .engine import Engine
+from ..engine import Engine
+from .output import JsonOpt, show_pairs
 
 index_app = typer.Typer(
     help="Inspect, verify, rebuild and compact the vector index.", no_args_is_help=True
 )
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _show(value: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(value, indent=2) + "\n")
-        return
-    table = Table(show_header=False)
-    for key, item in value.items():
-        table.add_row(key.replace("_", " "), str(item))
-    out.print(table)
 
 
 @index_app.command("info")
@@ -36,7 +21,7 @@ def index_info(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     Example: facesearch index info --json
     """
     with Engine(ctx.obj) as engine:
-        _show(engine.index_info(), as_json)
+        show_pairs(engine.index_info(), as_json)
 
 
 @index_app.command("verify")
@@ -51,7 +36,7 @@ def index_verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """
     with Engine(ctx.obj) as engine:
         report = engine.verify_index()
-    _show(report, as_json)
+    show_pairs(report, as_json)
     if not report["ok"]:
         raise typer.Exit(1)
 
@@ -63,7 +48,7 @@ def index_rebuild(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     Example: facesearch index rebuild
     """
     with Engine(ctx.obj) as engine:
-        _show(engine.rebuild_index(), as_json)
+        show_pairs(engine.rebuild_index(), as_json)
 
 
 @index_app.command("compact")
@@ -79,4 +64,4 @@ def index_compact(
     Example: facesearch index compact --retrain
     """
     with Engine(ctx.obj) as engine:
-        _show(engine.compact_index(retrain), as_json)
+        show_pairs(engine.compact_index(retrain), as_json)

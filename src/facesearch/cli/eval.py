@@ -8,27 +8,25 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import Settings
-from .errors import FacesearchError
-from .evaluation import calibration as calib
-from .evaluation import demographics as demo
-from .evaluation import identify as ident
-from .evaluation import plots
-from .evaluation.embeddings import Embeddings, embed_files
-from .evaluation.protocols import Pairs, excluded_files, identities, image_files, read_pairs
-from .evaluation.report import file_digest, write_report
-from .evaluation.verify import Variant, quality_effect, quality_effect_all_pairs, verify
-from .models.registry import get as get_model
+from ..config import Settings
+from ..errors import FacesearchError
+from ..evaluation import calibration as calib
+from ..evaluation import demographics as demo
+from ..evaluation import identify as ident
+from ..evaluation import plots
+from ..evaluation.embeddings import Embeddings, embed_files
+from ..evaluation.protocols import Pairs, excluded_files, identities, image_files, read_pairs
+from ..evaluation.report import file_digest, write_report
+from ..evaluation.verify import Variant, quality_effect, quality_effect_all_pairs, verify
+from ..models.registry import get as get_model
+from .output import err, out
 
 eval_app = typer.Typer(
     help="Measure accuracy on labelled photos: JSON reports and PNG plots.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
 
 ModelOpt = Annotated[
     list[str] | None,
@@ -278,7 +276,7 @@ def eval_identify(
     settings: Settings = ctx.obj
     models = _models(settings, model)
     if protocol == "wild":
-        from .evaluation.wild_report import identify_wild
+        from ..evaluation.wild_report import identify_wild
 
         rows = identify_wild(
             settings, models, flip, gallery, distractors or [], exclude, enrol, max_probes,

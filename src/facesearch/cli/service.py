@@ -1,28 +1,23 @@
 """`facesearch serve` and `facesearch users …`: the server and its accounts.
 
-Kept apart from cli.py so the core commands start without importing the web stack.
+Kept apart from the core commands so the core commands start without importing the web stack.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from .config import Settings
-from .governance.auth import Authenticator, Role
-from .store.accounts import Accounts
-from .store.db import Database
+from ..config import Settings
+from ..governance.auth import Authenticator, Role
+from ..store.accounts import Accounts
+from ..store.db import Database
+from .output import JsonOpt, err, out, print_json, table
 
 users_app = typer.Typer(
     help="Accounts for the server; no one can sign up on their own.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def _accounts(settings: Settings) -> tuple[Database, Accounts, Authenticator]:
@@ -62,9 +57,7 @@ def create_admin(
 
 
 @users_app.command("list")
-def list_users(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def list_users(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List accounts with their organisation, role and state."""
     db, accounts, _ = _accounts(ctx.obj)
     try:
@@ -75,15 +68,7 @@ def list_users(
         ]  # fmt: skip
     finally:
         db.close()
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
-    table = Table()
-    for key in ("username", "organisation", "role", "active", "expires_at", "last_login_at"):
-        table.add_column(key.replace("_", " "))
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    out.print(table)
+    print_json(rows) if as_json else out.print(table(rows))
 
 
 def serve(
@@ -98,7 +83,7 @@ def serve(
     """
     import uvicorn
 
-    from .api.app import create_app
+    from ..api.app import create_app
 
     settings: Settings = ctx.obj
     app = create_app(settings)
@@ -115,8 +100,3 @@ def serve(
         app, host=host, port=port, log_level="info", proxy_headers=False,
         timeout_graceful_shutdown=5,
     )  # fmt: skip
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(users_app, name="users")
-    app.command()(serve)

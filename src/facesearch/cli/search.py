@@ -1,0 +1,147 @@
+"""`facesearch search`: the faces most like a probe's, as a table, JSON or a contact sheet."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ..engine import Engine, SearchResult
+from ..governance.audit import SearchPerformed, Who
+from ..governance.purpose import bind
+from ..sheet import contact_sheet
+from .governance import governed, hash_of
+from .output import JsonOpt, out, print_json
+
+LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
+
+
+def search(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(help="The probe photo.", exists=True, dir_okay=False)],
+    top: Annotated[int, typer.Option("--top", "-k", help="How many matches.")] = 10,
+    face: Annotated[
+        int | None, typer.Option(help="Which probe face (0-based, largest first).")
+    ] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Search only these collections.")
+    ] = None,
+    sheet: Annotated[
+        Path | None, typer.Option(help="Also write a JPEG contact sheet of the matches.")
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Why: one of the configured purposes (required).")
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="The case reference (required).")] = None,
+    authorisation: Annotated[
+        str | None, typer.Option(help="The authorisation reference, where one is given.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the stored faces most similar to a face in PHOTO, for a stated purpose and case.
+
+    Example: facesearch search probe.jpg --purpose "missing person" --case MP-2024-17 --json
+    """
+    bound = bind(ctx.obj.governance, purpose, case, authorisation)
+    data = photo.read_bytes()
+    with Engine(ctx.obj) as engine:
+        audit, _ = governed(engine)
+        result = engine.search(data, top, face, collection or None)
+        names = collection or [c["name"] for c in engine.catalog.collections()]
+        audit.record(Who.cli(), SearchPerformed(
+            bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
+            [h.face_id for h in result.hits], [round(h.score, 4) for h in result.hits],
+            result.searched_faces, authorisation_pending=bound.pending,
+        ))  # fmt: skip
+    if sheet is not None:
+        sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
+    if as_json:
+        print_json(search_json(result))
+        return
+    _print_search(result)
+    if sheet is not None:
+        out.print(f"contact sheet: {sheet}")
+
+
+def search_json(result: SearchResult) -> dict:
+    return {
+        "model": result.model,
+        "face": result.face_index,
+        "probe_faces": [
+            {
+                "index": n,
+                "box": _box(f.detection.box),
+                "score": round(f.detection.score, 4),
+                "quality": f.quality,
+            }
+            for n, f in enumerate(result.probe_faces)
+        ],
+        "searched_faces": result.searched_faces,
+        "notice": LEAD_NOTICE,
+        "matches": [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 4),
+                "band": h.band,
+                "band_gallery_size": h.band_gallery_size,
+                "estimated_fmr": h.estimated_fmr,
+                "quality": h.quality,
+                "face_id": h.face_id,
+                "image_id": h.image_id,
+                "collection": h.collection,
+                "path": h.path,
+                "source_url": h.source_url,
+                "captured_at": h.captured_at,
+                "box": _box(h.box),
+                "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
+            }
+            for h in result.hits
+        ],
+    }
+
+
+def _box(box: tuple[float, float, float, float]) -> dict[str, int]:
+    return dict(zip(("x", "y", "w", "h"), (round(v) for v in box), strict=True))
+
+
+def _print_search(result: SearchResult) -> None:
+    if len(result.probe_faces) > 1:
+        listing = ", ".join(
+            f"{n}: {_box(f.detection.box)}" for n, f in enumerate(result.probe_faces)
+        )
+        out.print(f"{len(result.probe_faces)} faces in the probe ({listing}); "
+                  f"searching face {result.face_index}, pick another with --face")  # fmt: skip
+    table = Table(
+        title=f"{len(result.hits)} matches among {result.searched_faces} faces",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )  # fmt: skip
+    dated = any(h.captured_at for h in result.hits)
+    # The image's path or source is what a person acts on: it gets the room and
+    # folds rather than being cut; face boxes are in --json and on the web.
+    for column in ("#", "score", "lead", "FMR", "quality", "collection"):
+        table.add_column(column)
+    table.add_column("image or source", overflow="fold", ratio=1)
+    if dated:
+        table.add_column("captured")
+    table.add_column("face")
+    for h in result.hits:
+        fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
+        quality = f"{h.quality:.2f}" if h.quality is not None else ""
+        cells = [str(h.rank), f"{h.score:.3f}", h.band or "", fmr, quality, h.collection,
+                 h.source_url or h.path]  # fmt: skip
+        if dated:
+            cells.append((h.captured_at or "")[:10])
+        table.add_row(*cells, str(h.face_id))
+    out.print(table)
+    calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
+    if calibrated:
+        weaker = " (a larger gallery: a band is weaker evidence here)" if (
+            result.searched_faces > calibrated
+        ) else ""  # fmt: skip
+        out.print(f"[dim]Bands calibrated at a gallery of {calibrated:,} faces; this search "
+                  f"covered {result.searched_faces:,}{weaker}.[/]")  # fmt: skip
+    out.print(f"[dim]{LEAD_NOTICE} Thumbnails: facesearch faces thumbnail FACE_ID -o FILE[/]")
