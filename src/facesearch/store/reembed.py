@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog, Collection, _context
+from .catalog import Catalog
+from .collections import Collection
+from .keys import context as _context
 
 
 @dataclass(frozen=True)
