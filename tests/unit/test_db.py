@@ -23,12 +23,14 @@ def test_readers_refuse_writes_and_the_writer_is_one(catalog_location):
         with pytest.raises(Exception, match=r"(?i)read.?only"):
             db.conn.execute("INSERT INTO organisations (name, created_at) VALUES ('org-x', 'now')")
         with db.transaction() as first, db.transaction() as nested:
-            assert first is nested is db.conn
+            assert first is nested is db.connection()
+        reader = db.connection()
+        assert reader is not first
         seen: list = []
-        thread = threading.Thread(target=lambda: seen.append(db.conn))
+        thread = threading.Thread(target=lambda: seen.append(db.connection()))
         thread.start()
         thread.join()
-        assert seen[0] is not db.conn  # each thread reads on its own connection
+        assert seen[0] not in (reader, first)  # each thread reads on its own connection
 
 
 def test_nested_blocks_are_savepoints_and_a_transaction_sees_its_writes(catalog_location):
@@ -40,6 +42,8 @@ def test_nested_blocks_are_savepoints_and_a_transaction_sees_its_writes(catalog_
                 inner.execute(insert, ("org-b",))
                 raise RuntimeError("undo the inner block only")
             assert _count(db.conn) == 1  # the writer, inside the transaction
+            kept = db.conn  # a store may keep it: it follows the thread's transaction
+            assert kept.execute("SELECT 1").fetchone()[0] == 1
             outside: list[int] = []
             reader = threading.Thread(target=lambda: outside.append(_count(db.conn)))
             reader.start()

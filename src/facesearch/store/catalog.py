@@ -97,6 +97,7 @@ class Catalog:
 
     # encryption at rest
     data_key = _Via("keys")
+    _open = _Via("keys", "open")  # store/people.py opens sealed embeddings with it
 
     def shred_collection_key(self, collection: Collection) -> int:
         """Delete the collection's data key: its faces can never be read again."""

@@ -35,6 +35,7 @@ class Database:
         self._local = threading.local()
         self._readers: list[Connection] = []
         self._readers_lock = threading.Lock()
+        self._current = _Current(self)
         self._writer: Connection | None = self._connect()
         self.dialect = self._writer.dialect
         migrate(self._writer)
@@ -44,7 +45,12 @@ class Database:
 
     @property
     def conn(self) -> Connection:
-        """This thread's connection: the writer inside its transaction, else its reader."""
+        """This thread's connection, chosen again at each statement: the writer inside
+        the thread's transaction, else its reader. A store may keep it."""
+        return self._current
+
+    def connection(self) -> Connection:
+        """The connection `conn` stands for on this thread, now."""
         if getattr(self._local, "depth", 0):
             assert self._writer is not None
             return self._writer
@@ -60,7 +66,7 @@ class Database:
         """One statement on the writer, atomic by itself, without the transaction lock
         of store/database.py (nothing it writes allocates ids); its RETURNING rows."""
         if getattr(self._local, "depth", 0):
-            cursor = self.conn.execute(sql, params)
+            cursor = self.connection().execute(sql, params)
             return cursor.fetchall() if cursor.description else []
         with self._holding_writer() as conn:
             cursor = conn.execute(sql, params)
@@ -86,8 +92,9 @@ class Database:
         """All or nothing on the writer; nested blocks become savepoints."""
         depth = getattr(self._local, "depth", 0)
         if depth:
-            with self._savepoint(self.conn, depth):
-                yield self.conn
+            conn = self.connection()
+            with self._savepoint(conn, depth):
+                yield conn
             return
         with self._holding_writer() as conn, self._savepoint(conn, 0):
             yield conn
@@ -148,3 +155,30 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Current(Connection):
+    """`Database.conn`: each statement runs on the connection its thread should use."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @property
+    def dialect(self) -> str:  # type: ignore[override]
+        return self._db.dialect
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self._db.connection().execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self._db.connection().executemany(sql, rows)
+
+    def begin(self) -> None:
+        raise TypeError("begin a write with Database.transaction()")
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(getattr(self._db._local, "depth", 0))
+
+    def close(self) -> None:
+        raise TypeError("the Database closes its connections")
