@@ -37,6 +37,7 @@ import numpy as np
 from facesearch.config import Settings
 from facesearch.evaluation import plots, precision, wild
 from facesearch.evaluation.embeddings import Embeddings, embed_files
+from facesearch.evaluation.measure import all_pair_scores
 from facesearch.evaluation.protocols import (
     excluded_files,
     identities,
@@ -119,14 +120,7 @@ def dev_scores(settings: Settings, model: str, flip: bool) -> tuple[np.ndarray, 
     keep = np.flatnonzero(e.found)
     vectors = e.vectors(flip)[keep]
     people = np.array([files[i].parent.name for i in keep])
-    impostor, genuine = [], []
-    for start in range(0, len(vectors), 1024):
-        s = vectors[start : start + 1024] @ vectors[start:].T
-        upper = np.arange(s.shape[1])[None, :] > np.arange(len(s))[:, None]
-        same = people[start : start + 1024, None] == people[None, start:]
-        impostor.append(s[upper & ~same])
-        genuine.append(s[upper & same])
-    return np.concatenate(impostor), np.concatenate(genuine)
+    return all_pair_scores(vectors, people)
 
 
 def main() -> None:

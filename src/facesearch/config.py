@@ -231,6 +231,26 @@ class RaySettings(BaseModel):
     start_timeout: float = Field(300.0, gt=0)
 
 
+class PeopleSettings(BaseModel):
+    """Grouping faces into persons (docs/people.md has the measurements behind these)."""
+
+    # Cluster new faces into persons as each ingest batch commits.
+    enabled: bool = True
+    # "linkage" (measured best), "components", "whispers" or "core".
+    algorithm: str = Field("linkage", pattern="^(linkage|components|whispers|core)$")
+    # Two faces are linked at or above the recogniser's score at this false match rate
+    # (its calibration), unless `threshold` sets the cosine similarity itself.
+    edge_fmr: float = Field(1e-5, gt=0, lt=1)
+    threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    # Two groups join only if their centroids are this much more alike than an edge.
+    centroid_margin: float = Field(0.1, ge=-1.0, le=1.0)
+    neighbours: int = Field(20, ge=1, le=200)
+    # A group becomes a person at this many faces; smaller ones wait, unassigned.
+    min_faces: int = Field(2, ge=1)
+    # Faces below this quality (0..1) are never grouped.
+    quality_floor: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACESEARCH_", env_nested_delimiter="__", extra="ignore"
@@ -262,6 +282,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     ray: RaySettings = RaySettings()
     jobs: JobSettings = JobSettings()
+    people: PeopleSettings = PeopleSettings()
     # A postgresql://user:password@host:port/database URL puts the catalog (and
     # accounts, jobs, audit log) on a PostgreSQL server that several nodes share;
     # unset, it is the SQLite file `catalog_path` in the data folder. A plain string,

@@ -22,10 +22,13 @@ from .models import declared
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
 from .models.registry import get as get_model
+from .people.search import person_scores
+from .people.service import People
 from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
 from .storage import open_catalog
 from .store.catalog import Catalog, Collection
+from .store.people import PeopleStore
 from .types import FaceRecord, Hit
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ class Engine:
         self._analyzer = analyzer
         self._index: PersistentIndex | MilvusIndex | None = None
         self._calibration: calibration.Calibration | Literal[False] | None = None
+        self._people: People | None = None
 
     def close(self) -> None:
         if self._index is not None:
@@ -111,12 +115,95 @@ class Engine:
         # Each committed batch goes into the vector index at once, so a search in any
         # process finds it without re-reading the catalog; a batch committed just
         # before a crash is caught up from the catalog when the index is next opened.
+        # New faces join persons (or found new ones) batch by batch too.
+        organisation = target.organisation_id
+
+        def committed() -> None:
+            self.vector_index().sync(self.catalog)
+            if organisation is not None:
+                self.people().update(organisation)
+
         report = ingest_module.ingest(
             self.settings, self.catalog, target, paths, progress, analyzer,
-            on_commit=lambda: self.vector_index().sync(self.catalog), screen=screen,
-            allowed_roots=allowed_roots,
+            on_commit=committed, screen=screen, allowed_roots=allowed_roots,
         )  # fmt: skip
         return report
+
+    # people
+
+    def people(self) -> People:
+        """Clustering of faces into persons, with this engine's recogniser."""
+        if self._people is None:
+            self._people = People(
+                self.catalog, self.embedder_spec, self.settings.people,
+                self.settings.data_dir / "people",
+            )  # fmt: skip
+        return self._people
+
+    def search_person(
+        self, organisation_id: int, person_id: int, top_k: int = 20, how: str = "max"
+    ) -> tuple[list[Hit], int, list[str]]:
+        """Stored faces of the organisation ranked against all of a person's faces
+        (people/search.py), the person's own faces left out; with how many faces were
+        searched and the collections."""
+        if top_k < 1:
+            raise FacesearchError("top_k must be at least 1")
+        store = PeopleStore(self.catalog)
+        person = store.person(organisation_id, person_id)
+        spec = self.embedder_spec
+        if (person.model, person.model_version) != (spec.name, spec.version):
+            raise ModelMismatch(
+                f"person {person_id} was grouped by {person.model} {person.model_version}; "
+                f"this engine embeds with {spec.name} {spec.version}"
+            )
+        own = store.face_ids(person.id)
+        vectors = self.catalog.embeddings_of(own)
+        matrix = np.vstack([vectors[f] for f in own if f in vectors]).astype(np.float32)
+        chosen = [
+            Collection(*c)
+            for c in self.catalog.conn.execute(
+                "SELECT id, name, source, legal_basis, retention_days, created_at, organisation_id "
+                "FROM collections WHERE organisation_id = ? ORDER BY id",
+                (organisation_id,),
+            )
+        ]
+        if not chosen:
+            return [], 0, []
+        # Candidates: each of the person's faces' nearest, then every candidate scored
+        # against all of the person's faces exactly.
+        wanted = top_k + len(own)
+        candidates: dict[int, None] = {}
+        for vector in matrix:
+            hits, searched = self.rank(vector, wanted, chosen)
+            candidates.update((h.face_id, None) for h in hits if h.face_id not in vectors)
+        found = self.catalog.embeddings_of(list(candidates))
+        ids = [f for f in candidates if f in found]
+        if not ids:
+            return [], searched, [c.name for c in chosen]
+        scores = person_scores(np.vstack([found[f] for f in ids]) @ matrix.T, how)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        rows = self.catalog.faces(ids[i] for i in order)
+        hits = [
+            Hit(
+                rank=rank,
+                score=float(scores[i]),
+                face_id=ids[i],
+                image_id=rows[ids[i]].image_id,
+                collection=rows[ids[i]].collection,
+                path=rows[ids[i]].path,
+                source_url=rows[ids[i]].source_url,
+                captured_at=rows[ids[i]].captured_at,
+                box=rows[ids[i]].box,
+                thumbnail=rows[ids[i]].thumbnail,
+                quality=rows[ids[i]].quality,
+            )
+            for rank, i in enumerate((i for i in order if ids[i] in rows), start=1)
+        ]
+        return self._calibrated(hits), max(searched - len(own), 0), [c.name for c in chosen]
+
+    def remove_orphan_persons(self) -> int:
+        """Persons left without faces go (erasure, retention, a deleted collection)."""
+        return PeopleStore(self.catalog).remove_orphans()
 
     # deletion and the index
 
@@ -128,6 +215,7 @@ class Engine:
         """
         deleted = self.catalog.delete_faces(ids)
         self.vector_index().sync(self.catalog)
+        self.remove_orphan_persons()
         return deleted
 
     def erase_faces(self, face_ids: list[int]) -> tuple[list[int], list[str]]:
@@ -136,6 +224,7 @@ class Engine:
         the ids deleted and the paths of the images deleted."""
         deleted, paths = self.catalog.erase_faces(face_ids)
         self.vector_index().sync(self.catalog)
+        self.remove_orphan_persons()
         return deleted, paths
 
     def purge_expired(self) -> list[dict]:
@@ -143,6 +232,7 @@ class Engine:
         purged = self.catalog.purge_expired()
         if purged:
             self.vector_index().sync(self.catalog)
+            self.remove_orphan_persons()
         return purged
 
     def vector_index(self) -> PersistentIndex | MilvusIndex:

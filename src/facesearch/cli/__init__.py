@@ -26,6 +26,7 @@ from .index import index_app
 from .ingest import ingest, reembed
 from .models import models_app
 from .output import err, out
+from .people import people_app
 from .search import search
 from .service import serve, users_app
 
@@ -81,7 +82,7 @@ for sub, name in (
     (models_app, "models"), (collections_app, "collections"), (images_app, "images"),
     (faces_app, "faces"), (errors_app, "errors"), (runs_app, "runs"), (users_app, "users"),
     (audit_app, "audit"), (rights_app, "rights"), (retention_app, "retention"),
-    (eval_app, "eval"), (index_app, "index"),
+    (eval_app, "eval"), (index_app, "index"), (people_app, "people"),
 ):  # fmt: skip
     app.add_typer(sub, name=name)
 

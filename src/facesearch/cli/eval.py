@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -14,14 +13,8 @@ from rich.table import Table
 from ..config import Settings
 from ..errors import FacesearchError
 from ..evaluation import calibration as calib
-from ..evaluation import demographics as demo
-from ..evaluation import identify as ident
-from ..evaluation import plots
+from ..evaluation import measure
 from ..evaluation.embeddings import Embeddings, embed_files
-from ..evaluation.protocols import Pairs, excluded_files, identities, image_files, read_pairs
-from ..evaluation.report import file_digest, write_report
-from ..evaluation.verify import Variant, quality_effect, quality_effect_all_pairs, verify
-from ..models.registry import get as get_model
 from .output import err, out
 
 eval_app = typer.Typer(
@@ -48,14 +41,6 @@ NoCacheOpt = Annotated[
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the JSON report and plots.")]
 DEFAULT_OUT = Path("eval-results")
-
-
-def _models(settings: Settings, models: list[str] | None) -> list[str]:
-    names = models or [settings.embedder]
-    for name in names:
-        if get_model(name).task != "embed":
-            raise FacesearchError(f"{name} is not a recogniser")
-    return names
 
 
 def _embed(
@@ -89,33 +74,9 @@ def _embed(
     return result
 
 
-def _variants(models: list[str], flip: bool) -> list[Variant]:
-    variants = [Variant((m,)) for m in models]
-    if flip:
-        variants += [Variant((m,), True) for m in models]
-    if len(models) > 1:
-        variants.append(Variant(tuple(models)))
-        if flip:
-            variants.append(Variant(tuple(models), True))
-    return variants
-
-
-def _slice(pairs: Pairs, per_fold: int | None) -> Pairs:
-    """The first `per_fold` matched and mismatched pairs of every fold."""
-    if not per_fold:
-        return pairs
-    keep: list[int] = []
-    seen: dict[tuple[int, bool], int] = {}
-    for i, (fold, same) in enumerate(zip(pairs.folds, pairs.same, strict=True)):
-        if seen.get((fold, same), 0) < per_fold:
-            seen[(fold, same)] = seen.get((fold, same), 0) + 1
-            keep.append(i)
-    return Pairs(
-        [pairs.first[i] for i in keep],
-        [pairs.second[i] for i in keep],
-        [pairs.same[i] for i in keep],
-        [pairs.folds[i] for i in keep],
-    )
+def _embedder(settings: Settings, mirrored: bool, use_cache: bool = True) -> measure.Embed:
+    """Embeddings with a progress bar and a warning for images without a face."""
+    return lambda files, models, what: _embed(files, settings, models, mirrored, what, use_cache)
 
 
 @eval_app.command("verify")
@@ -155,44 +116,16 @@ def eval_verify(
     Example: facesearch eval verify --pairs ../shared/data/lfw/pairs.txt --flip
     """
     settings: Settings = ctx.obj
-    models = _models(settings, model)
-    pairs = _slice(read_pairs(pairs_file, images), per_fold)
-    embeddings = _embed(pairs.files, settings, models, flip, "pairs", not no_cache)
-    results = [verify(pairs, embeddings, v) for v in _variants(models, flip)]
-    png = plots.roc_plot(
-        {r["variant"]: r.pop("_curve") for r in results},
-        output / "verify-roc.png",
-        f"ROC, {pairs_file.name}",
+    models = measure.recognisers(settings, model)
+    embed = _embedder(settings, flip, not no_cache)
+    found = measure.verification(
+        settings, embed, pairs_file, images, models, flip, per_fold, output
     )
-    cal = calib.load(models[0], False)
-    if cal is not None:
-        # What leaving out low-quality faces does at the "possible lead" threshold.
-        quality = quality_effect(
-            pairs, embeddings, Variant((models[0],)), cal.thresholds["possible lead"]
-        )
-        quality_all = quality_effect_all_pairs(embeddings[models[0]], False, cal.thresholds)
-    else:
-        quality = quality_all = None
-    for r in results:
-        r.pop("_scores")
-    body = {
-        "data": {
-            "pairs": str(pairs_file),
-            "pairs_sha256": file_digest(pairs_file),
-            "pairs_used": len(pairs),
-            "per_fold": per_fold,
-            "images": len(pairs.files),
-        },
-        "results": results,
-        "quality_effect_at_possible_lead": quality,
-        "quality_effect_all_impostor_pairs": quality_all,
-        "plots": [png.name],
-    }
-    path = write_report("verify", body, settings, models, output / "verify.json")
+    results, path, png = found.rows, found.report, found.plots[0]
     if as_json:
         out.print_json(path.read_text())
         return
-    table = Table(title=f"verification on {len(pairs)} pairs of {pairs_file.name}")
+    table = Table(title=f"verification on {found.size} pairs of {pairs_file.name}")
     for column in ("variant", "accuracy", "± std", "AUC", "TAR@FAR 1e-2", "TAR@FAR 1e-3", "EER"):
         table.add_column(column)
     for r in results:
@@ -274,76 +207,25 @@ def eval_identify(
     --distractors ../shared/data/att_orl --exclude bench/distractors/lfw-duplicates.csv
     """
     settings: Settings = ctx.obj
-    models = _models(settings, model)
+    models = measure.recognisers(settings, model)
     if protocol == "wild":
         from ..evaluation.wild_report import identify_wild
 
+        embed = _embedder(settings, flip, not no_cache)
         rows = identify_wild(
             settings, models, flip, gallery, distractors or [], exclude, enrol, max_probes,
-            min_quality, output, not no_cache, lambda files, what: _embed(
-                files, settings, models, flip, what, not no_cache),
+            min_quality, output, not no_cache, lambda files, what: embed(files, models, what),
         )  # fmt: skip
         _print_wild(rows, output)
         return
     if protocol != "lfw":
         raise FacesearchError(f"unknown protocol {protocol!r}: 'lfw' or 'wild'")
-    people = identities(gallery)
-    labelled = [(name, p) for name, files in people.items() for p in files]
-    extra = [p for folder in distractors or [] for p in image_files(folder)]
-    all_paths = [p for _, p in labelled] + extra
-    embeddings = _embed(
-        all_paths, settings, models, flip, "gallery, probes and distractors", not no_cache
-    )
-    wanted = [10**9 if c.strip() == "all" else int(c) for c in counts.split(",")]
-    # Only distractors are left out: a gallery person's own images stay.
-    names = excluded_files(exclude) if exclude else set()
-    multi = {name for name, files in people.items() if len(files) > 1}
-    left_out = np.array([p.name in names and not (i < len(labelled) and labelled[i][0] in multi)
-                         for i, p in enumerate(all_paths)], bool)  # fmt: skip
-    report_rows, cmc_curves, det_curves = [], {}, {}
-    for variant in [Variant((m,), flip) for m in models]:
-        e = embeddings[variant.models[0]]
-        vectors = e.vectors(variant.flip)
-        n = len(labelled)
-        enrollable = e.found & (e.quality >= min_quality) & ~left_out
-        extra_rows = np.flatnonzero(enrollable[n:]) + n
-        data = ident.split(
-            vectors[:n],
-            e.found[:n],
-            [name for name, _ in labelled],
-            vectors[extra_rows],
-            enrollable=enrollable[:n],
-        )
-        rows = ident.identify(data, wanted)
-        for row in rows:
-            label = f"{variant.label}, {row['distractors']:,} distractors"
-            cmc_curves[label] = np.array(row["cmc"])
-            det_curves[label] = row.pop("_det")
-            report_rows.append({"variant": variant.label, **row})
-    pngs = [
-        plots.cmc_plot(cmc_curves, output / "identify-cmc.png", "CMC, closed set"),
-        plots.det_plot(det_curves, output / "identify-det.png", "DET, open set (rank 1)"),
-    ]
-    body = {
-        "data": {
-            "gallery": str(gallery),
-            "distractor_folders": [str(d) for d in distractors or []],
-            "people": len(people),
-            "min_quality": min_quality,
-            "images": len(all_paths),
-            "excluded": {
-                "list": str(exclude),
-                "sha256": file_digest(exclude),
-                "distractors_left_out": int(left_out.sum()),
-            }
-            if exclude
-            else None,
-        },
-        "results": report_rows,
-        "plots": [p.name for p in pngs],
-    }
-    path = write_report("identify", body, settings, models, output / "identify.json")
-    table = Table(title=f"identification, {data.people:,} people enrolled")
+    found = measure.identification(
+        settings, _embedder(settings, flip, not no_cache), gallery, distractors or [], counts,
+        models, flip, min_quality, exclude, output,
+    )  # fmt: skip
+    report_rows, path, pngs = found.rows, found.report, found.plots
+    table = Table(title=f"identification, {found.size:,} people enrolled")
     for column in (
         "variant",
         "distractors",
@@ -420,47 +302,13 @@ def eval_demographics(
     Example: facesearch eval demographics --images ../shared/data/utkface
     """
     settings: Settings = ctx.obj
-    name = _models(settings, [model] if model else None)[0]
-    cal = calib.load(name, flip)
-    if cal is None:
-        raise FacesearchError(
-            f"{name}{' with flip' if flip else ''} has no calibration; "
-            "run facesearch eval calibrate first"
-        )
-    files = image_files(images)
-    labelled = [(p, demo.utkface_labels(p)) for p in files]
-    low, high = _age_range(ages)
-    kept = [(p, lab) for p, lab in labelled if lab is not None and low <= lab["age"] <= high]
-    if not kept:
-        raise FacesearchError(f"no file in {images} is named like UTKFace (age_gender_race_…)")
-    e = _embed([p for p, _ in kept], settings, [name], flip, "faces", not no_cache)[name]
-    ok = e.found & (e.quality >= min_quality)
-    vectors = e.vectors(flip)
-    genders = np.array([lab["gender"] for _, lab in kept])
-    races = np.array([lab["race"] for _, lab in kept])
-    thresholds = {band: cal.thresholds[band] for band, _ in calib.BANDS}
-    by_gender = demo.group_rates(
-        vectors, {g: ok & (genders == g) for g in demo.GENDERS.values()}, thresholds
-    )
-    by_race = demo.group_rates(
-        vectors, {r: ok & (races == r) for r in demo.RACES.values()}, thresholds
-    )
-    body = {
-        "data": {
-            "images": str(images),
-            "files": len(files),
-            "labelled": len(kept),
-            "faces_used": int(ok.sum()),
-            "min_quality": min_quality,
-            "ages": [low, high],
-        },
-        "thresholds": thresholds,
-        "calibration": {"model": cal.model, "flip": cal.flip, "data": cal.meta.get("data")},
-        "gender": by_gender,
-        "race": by_race,
-    }
-    path = write_report("demographics", body, settings, [name], output / "demographics.json")
-    for title, result in (("gender", by_gender), ("race", by_race)):
+    name = measure.recognisers(settings, [model] if model else None)[0]
+    rates = measure.demographics(
+        settings, _embedder(settings, flip, not no_cache), images, name, flip, min_quality,
+        ages, output,
+    )  # fmt: skip
+    thresholds, path = rates.thresholds, rates.report
+    for title, result in rates.by.items():
         table = Table(title=f"false match rate by {title}")
         table.add_column("group")
         table.add_column("images")
@@ -483,16 +331,6 @@ def eval_demographics(
         )
         out.print(table)
     out.print(f"report: {path}")
-
-
-def _age_range(ages: str | None) -> tuple[int, int]:
-    if not ages:
-        return 0, 1000
-    try:
-        low, high = (int(v) for v in ages.split("-"))
-    except ValueError:
-        raise FacesearchError(f"--ages {ages!r}: expected two ages like 18-60") from None
-    return low, high
 
 
 @eval_app.command("calibrate")
@@ -521,34 +359,9 @@ def eval_calibrate(
     --out src/facesearch/models/calibration
     """
     settings: Settings = ctx.obj
-    name = _models(settings, [model] if model else None)[0]
-    pairs = read_pairs(pairs_file, images)
-    files = pairs.files
-    e = _embed(files, settings, [name], flip, "development images")[name]
-    keep = np.flatnonzero(e.found)
-    vectors = e.vectors(flip)[keep]
-    people = np.array([files[i].parent.name for i in keep])
-    impostor, genuine = _all_pair_scores(vectors, people)
-    spec = get_model(name)
-    data = (
-        f"{pairs_file.name}: all {len(impostor):,} pairs of images of two different people "
-        f"and {len(genuine):,} of the same person, among {len(keep):,} images of "
-        f"{len(set(people)):,} people"
+    name = measure.recognisers(settings, [model] if model else None)[0]
+    fitted, path = measure.calibrate(
+        _embedder(settings, flip), pairs_file, images, name, flip, output
     )
-    fitted = calib.fit(name, spec.version, flip, impostor, genuine, data)
-    path = calib.save(fitted, output)
     out.print_json(json.dumps({k: v for k, v in fitted.to_json().items() if k != "curve"}))
     out.print(f"calibration: {path}")
-
-
-def _all_pair_scores(vectors: np.ndarray, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every unordered pair of rows, split into different and same person."""
-    impostor, genuine = [], []
-    for start in range(0, len(vectors), 1024):
-        s = vectors[start : start + 1024] @ vectors[start:].T
-        rows = np.arange(len(s))[:, None]
-        upper = np.arange(s.shape[1])[None, :] > rows
-        same = people[start : start + 1024, None] == people[None, start:]
-        impostor.append(s[upper & ~same])
-        genuine.append(s[upper & same])
-    return np.concatenate(impostor), np.concatenate(genuine)

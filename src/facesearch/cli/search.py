@@ -14,6 +14,7 @@ from ..engine import Engine, SearchResult
 from ..governance.audit import SearchPerformed, Who
 from ..governance.purpose import bind
 from ..sheet import contact_sheet
+from ..store.people import PeopleStore
 from .governance import governed, hash_of
 from .output import JsonOpt, out, print_json
 
@@ -51,6 +52,9 @@ def search(
     with Engine(ctx.obj) as engine:
         audit, _ = governed(engine)
         result = engine.search(data, top, face, collection or None)
+        persons = PeopleStore(engine.catalog).persons_of_faces(
+            None, [h.face_id for h in result.hits]
+        )
         names = collection or [c["name"] for c in engine.catalog.collections()]
         audit.record(Who.cli(), SearchPerformed(
             bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
@@ -60,14 +64,16 @@ def search(
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
     if as_json:
-        print_json(search_json(result))
+        print_json(search_json(result, persons))
         return
-    _print_search(result)
+    _print_search(result, persons)
     if sheet is not None:
         out.print(f"contact sheet: {sheet}")
 
 
-def search_json(result: SearchResult) -> dict:
+def search_json(result: SearchResult, persons: dict[int, dict] | None = None) -> dict:
+    """`persons`: face id → its person ({"id", "name", "faces"}), shown with each match."""
+    persons = persons or {}
     return {
         "model": result.model,
         "face": result.face_index,
@@ -98,17 +104,32 @@ def search_json(result: SearchResult) -> dict:
                 "captured_at": h.captured_at,
                 "box": _box(h.box),
                 "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
+                "person": _person_json(persons.get(h.face_id)),
             }
             for h in result.hits
         ],
     }
 
 
+def _person_json(person: dict | None) -> dict | None:
+    if person is None:
+        return None
+    return {"id": person["id"], "name": person["name"], "faces": person["faces"]}
+
+
+def _person_cell(person: dict | None) -> str:
+    if person is None:
+        return ""
+    label = person["name"] or f"person {person['id']}"
+    return f"{label} ({person['faces']})"
+
+
 def _box(box: tuple[float, float, float, float]) -> dict[str, int]:
     return dict(zip(("x", "y", "w", "h"), (round(v) for v in box), strict=True))
 
 
-def _print_search(result: SearchResult) -> None:
+def _print_search(result: SearchResult, persons: dict[int, dict] | None = None) -> None:
+    persons = persons or {}
     if len(result.probe_faces) > 1:
         listing = ", ".join(
             f"{n}: {_box(f.detection.box)}" for n, f in enumerate(result.probe_faces)
@@ -128,6 +149,7 @@ def _print_search(result: SearchResult) -> None:
     if dated:
         table.add_column("captured")
     table.add_column("face")
+    table.add_column("person (appearances)")
     for h in result.hits:
         fmr = f"{h.estimated_fmr:.0e}" if h.estimated_fmr is not None else ""
         quality = f"{h.quality:.2f}" if h.quality is not None else ""
@@ -135,7 +157,7 @@ def _print_search(result: SearchResult) -> None:
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
-        table.add_row(*cells, str(h.face_id))
+        table.add_row(*cells, str(h.face_id), _person_cell(persons.get(h.face_id)))
     out.print(table)
     calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)
     if calibrated:

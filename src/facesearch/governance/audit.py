@@ -57,6 +57,7 @@ class SearchPerformed(Event):
     searched_faces: int
     access_request: bool = False
     authorisation_pending: bool = False
+    person_id: int | None = None  # a search by all of a person's faces (people/)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,18 @@ class AccountChanged(Event):
     action: ClassVar[str] = "account"
     target: str
     change: str
+
+
+@dataclass(frozen=True)
+class PersonChanged(Event):
+    """A human operation on persons (people/): what it did, never a name."""
+
+    action: ClassVar[str] = "person"
+    operation: str  # name, hide, show, merge, split, not_this_person, undo, erase, recluster
+    persons: list[int]
+    operation_id: int | None = None
+    face_ids: list[int] = field(default_factory=list)
+    undone: int | None = None  # the operation an undo put back
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,61 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # People (store/people.py): persons of an organisation found by clustering or
+        # made by a person; which face is whose (`pinned` where a human put it there,
+        # so reclustering keeps it); "not this person" decisions; the log of human
+        # operations, each with what undoes it; where incremental clustering stands.
+        "0014_people",
+        """
+        CREATE TABLE persons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            name_sealed BLOB,
+            hidden INTEGER NOT NULL DEFAULT 0,
+            merged_into INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX persons_by_organisation ON persons(organisation_id, model, model_version);
+        CREATE TABLE person_faces (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            pinned INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (face_id)
+        );
+        CREATE INDEX person_faces_by_person ON person_faces(person_id);
+        CREATE TABLE person_refusals (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+            operation_id INTEGER,
+            PRIMARY KEY (face_id, person_id)
+        );
+        CREATE TABLE person_operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            actor TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            persons TEXT NOT NULL,
+            undo TEXT NOT NULL,
+            at TEXT NOT NULL,
+            undone_at TEXT,
+            undone_by TEXT
+        );
+        CREATE INDEX person_operations_by_organisation ON person_operations(organisation_id, id);
+        CREATE TABLE people_marks (
+            organisation_id INTEGER NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            clustered_upto INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (organisation_id, model, model_version)
+        )
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite

@@ -1,0 +1,1 @@
+"""People: faces grouped into persons (clustering, its measurement, the operations on persons)."""
