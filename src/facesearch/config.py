@@ -90,6 +90,8 @@ class VideoSettings(BaseModel):
 class ApiSettings(BaseModel):
     # Probe photos and uploads from browsers are far smaller than archive files.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    # An uploaded video file (mp4, mov, mkv, webm, avi); the video limits apply to it too.
+    max_upload_video_bytes: int = Field(1024 * 1024 * 1024, ge=1)
     max_upload_pixels: int = Field(40_000_000, ge=1)
     max_upload_files: int = Field(500, ge=1)
     max_request_bytes: int = Field(1024 * 1024 * 1024, ge=1)

@@ -27,6 +27,7 @@ from .people.service import People
 from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
 from .storage import open_catalog
+from .store import videos
 from .store.catalog import Catalog, Collection
 from .store.people import PeopleStore
 from .types import FaceRecord, Hit
@@ -223,6 +224,7 @@ class Engine:
         then this index at once); an image left without faces goes too. Returns
         the ids deleted and the paths of the images deleted."""
         deleted, paths = self.catalog.erase_faces(face_ids)
+        videos.drop_empty_tracks(self.catalog)
         self.vector_index().sync(self.catalog)
         self.remove_orphan_persons()
         return deleted, paths
@@ -354,6 +356,12 @@ class Engine:
             )
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
+        moments = videos.moments(self.catalog, [h.face_id for h in hits])
+        if moments:
+            hits = [
+                replace(h, video=moments[h.face_id].as_dict()) if h.face_id in moments else h
+                for h in hits
+            ]
         hits = self._calibrated(hits)
         searched = len(index) if allowed is None else len(allowed)
         return hits, searched

@@ -142,6 +142,8 @@ class JobRunner:
                 images=base[0] + report.images, faces=base[1] + report.faces,
                 duplicates=report.duplicates, errors=report.errors,
                 rate=round(report.images_per_second, 2),
+                video_seconds=round(report.video_seconds, 3),
+                video_seconds_total=round(report.video_seconds_total, 3),
             )  # fmt: skip
             if self.on_progress:
                 self.on_progress(self.jobs.get(job.id), report)

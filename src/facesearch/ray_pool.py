@@ -37,9 +37,13 @@ from .models.cache import ModelCache
 from .models.registry import get as get_model
 from .pipeline.analyze import Analyzer
 from .pipeline.embed import Embedder
+from .pipeline.video_analyze import SegmentResult, SegmentWork, analyze_work, work_size
 from .types import ImageResult, SourceItem
 
-Work = list[tuple[SourceItem, str, bytes]]
+# A batch of photos (their bytes), or one segment of a video, which the actor reads from
+# its path: a video is too large to send, so its file must be where every node can read it.
+Work = list[tuple[SourceItem, str, bytes]] | SegmentWork
+Results = list[ImageResult] | SegmentResult
 
 # Failures of the machinery rather than of our code: the batch goes to another actor.
 # OutOfMemoryError: Ray's memory monitor killed the actor because its node ran short.
@@ -77,8 +81,8 @@ class AnalyzerActor:
     def ready(self) -> dict[str, str]:
         return {"version": __version__, "node": self.node, "device": self.device}
 
-    def analyze(self, batch: Work) -> tuple[str, list[ImageResult]]:
-        return self.node, self.analyzer.analyze_batch(batch)
+    def analyze(self, batch: Work) -> tuple[str, Results]:
+        return self.node, analyze_work(self.analyzer, batch)
 
 
 def _embed_on_gpu(analyzer: Analyzer, settings: Settings) -> str:
@@ -105,7 +109,7 @@ _RemoteAnalyzer = ray.remote(AnalyzerActor)
 
 
 def run_on_ray(
-    settings: Settings, batches: Iterable[Work], consume: Callable[[list[ImageResult]], None]
+    settings: Settings, batches: Iterable[Work], consume: Callable[[Results], None]
 ) -> RayStats:
     """Analyse every batch on the cluster at settings.ray.address, passing each
     batch's results to `consume` here, at most two batches per actor in flight."""
@@ -220,7 +224,7 @@ class _Pool:
                 )
             self.stats.devices[info["device"]] = self.stats.devices.get(info["device"], 0) + 1
 
-    def run(self, batches: Iterable[Work], consume: Callable[[list[ImageResult]], None]) -> None:
+    def run(self, batches: Iterable[Work], consume: Callable[[Results], None]) -> None:
         for batch in batches:
             self._submit(batch, 0)
             while len(self.flights) >= 2 * len(self.actors):
@@ -244,7 +248,7 @@ class _Pool:
         actor = min(self.actors, key=lambda a: load[id(a)])
         self.flights[actor.analyze.remote(batch)] = _Flight(actor, batch, attempt)
 
-    def _collect(self, consume: Callable[[list[ImageResult]], None]) -> None:
+    def _collect(self, consume: Callable[[Results], None]) -> None:
         (ref,), _ = ray.wait(list(self.flights), num_returns=1)
         flight = self.flights.pop(ref)
         try:
@@ -253,15 +257,17 @@ class _Pool:
             self._replace(flight.actor)
             if flight.attempt >= self.settings.ray.max_retries:
                 raise FacesearchError(
-                    f"a batch of {len(flight.batch)} files was lost {flight.attempt + 1} times "
-                    f"with its Ray worker ({type(exc).__name__}); what was stored is kept, "
-                    "run the ingest again to continue"
+                    f"a batch of {work_size(flight.batch)} files was lost "
+                    f"{flight.attempt + 1} times with its Ray worker ({type(exc).__name__}); "
+                    "what was stored is kept, run the ingest again to continue"
                 ) from exc
             log.warning("a Ray worker died (%s); its batch is sent again", type(exc).__name__)
             self.stats.resubmitted += 1
             self._submit(flight.batch, flight.attempt + 1)
             return
-        self.stats.images_by_node[node] = self.stats.images_by_node.get(node, 0) + len(results)
+        self.stats.images_by_node[node] = self.stats.images_by_node.get(node, 0) + work_size(
+            flight.batch
+        )
         consume(results)
 
     def _replace(self, actor: Any) -> None:

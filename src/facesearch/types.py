@@ -86,3 +86,5 @@ class Hit:
     band_gallery_size: int | None = None
     # The stored face's quality, 0..1 (pipeline/quality.py).
     quality: float | None = None
+    # A face of a video: its track and moment (store/videos.py Moment); None for a photo.
+    video: dict[str, int] | None = None

@@ -26,11 +26,13 @@ from apiworld import PASSWORD, build_app, lfw_slice, upload, wait_for_job
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
+from videoclips import Person, Shot, build_clip
 
 from facesearch.clock import now
 from facesearch.config import ApiSettings, GovernanceSettings, Settings
 from facesearch.governance.audit import SearchPerformed
 from facesearch.governance.auth import sha256, stamp
+from facesearch.store.people import PeopleStore
 
 ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR = "administrator", "supervisor", "investigator", "auditor"
 ROLES = (ADMIN, SUPERVISOR, INVESTIGATOR, AUDITOR)
@@ -55,11 +57,13 @@ class Org:
     tokens: dict[str, str] = field(default_factory=dict)  # role → token secret
     collection: str = ""  # a name no other organisation uses
     image_id: int = 0
+    video_id: int = 0  # a video (an image record of kind video)
     face_id: int = 0
     job_id: int = 0
     search_id: int = 0
     match_face_id: int = 0  # among the matches of search_id
     spare_faces: list[int] = field(default_factory=list)  # one for each erasure
+    person_id: int = 0  # a person holding face_id
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -190,6 +194,58 @@ def rights_access(world, call: Call) -> tuple[str, dict]:
     }  # fmt: skip
 
 
+def _people(world) -> PeopleStore:
+    return PeopleStore(world.services.catalog)
+
+
+def _new_person(world, target: Org, faces: list[int] = ()) -> int:
+    """A person of the target organisation holding `faces` (taken from whoever had them)."""
+    store = _people(world)
+    with store.catalog.transaction():
+        spec = world.services.engine.embedder_spec
+        person = store._new_person(target.id, spec.name, spec.version, "matrix")
+        for face in faces:
+            store.conn.execute("DELETE FROM person_faces WHERE face_id = ?", (face,))
+            store.conn.execute(
+                "INSERT INTO person_faces (face_id, person_id, pinned) VALUES (?, ?, 1)",
+                (face, person),
+            )
+    return person
+
+
+def _loose_face(world, target: Org) -> int:
+    """A face of the target organisation other than its fixed person's."""
+    rows = world.services.catalog.conn.execute(
+        "SELECT f.id FROM faces f JOIN collections c ON c.id = f.collection_id "
+        "WHERE c.organisation_id = ? AND f.id <> ? ORDER BY f.id DESC",
+        (target.id, target.face_id),
+    ).fetchall()
+    return rows[0][0]
+
+
+def merge_people(world, call: Call) -> tuple[str, dict]:
+    source, into = _new_person(world, call.target), _new_person(world, call.target)
+    return f"/api/people/{source}/merge", {"json": {"into": into}}
+
+
+def split_person(world, call: Call) -> tuple[str, dict]:
+    face = _loose_face(world, call.target)
+    person = _new_person(world, call.target, [face])
+    return f"/api/people/{person}/split", {"json": {"face_ids": [face]}}
+
+
+def not_this_person(world, call: Call) -> tuple[str, dict]:
+    face = _loose_face(world, call.target)
+    person = _new_person(world, call.target, [face])
+    return f"/api/people/{person}/not-this", {"json": {"face_ids": [face]}}
+
+
+def undo_person_operation(world, call: Call) -> tuple[str, dict]:
+    person = _new_person(world, call.target)
+    _, op = _people(world).rename(call.target.id, person, unique("Jane"), "a colleague")
+    return f"/api/people/operations/{op}/undo", {}
+
+
 def login_json(world, call: Call) -> tuple[str, dict]:
     return "/api/auth/login", {"json": {"username": "door-user", "password": PASSWORD}}
 
@@ -205,9 +261,10 @@ def on(target_path: str, **kwargs):
 
     def build(world, call: Call) -> tuple[str, dict]:
         t = call.target
-        values = {"name": t.collection, "image_id": t.image_id, "face_id": t.face_id,
+        values = {"name": t.collection, "image_id": t.image_id, "video_id": t.video_id,
+                  "face_id": t.face_id,
                   "job_id": t.job_id, "search_id": t.search_id,
-                  "user_id": t.users[AUDITOR]}  # fmt: skip
+                  "user_id": t.users[AUDITOR], "person_id": t.person_id}  # fmt: skip
         extra = {k: (v(t) if callable(v) else v) for k, v in kwargs.items()}
         return target_path.format(**values), extra
 
@@ -276,6 +333,11 @@ CELLS = [
          addresses_object=True),
     Cell("GET", "/api/images/{image_id}/file", SEARCHERS, 200, on("/api/images/{image_id}/file"),
          addresses_object=True),
+    Cell("GET", "/api/images/{image_id}/clip", SEARCHERS, 200, on("/api/images/{video_id}/clip"),
+         addresses_object=True),
+    Cell("GET", "/api/images/{image_id}/clip", SEARCHERS, 206,
+         on("/api/images/{video_id}/clip", headers={"Range": "bytes=10-99"}),
+         addresses_object=True),
     Cell("GET", "/api/faces/{face_id}", SEARCHERS, 200, on("/api/faces/{face_id}"),
          addresses_object=True),
     Cell("GET", "/api/faces/{face_id}/thumbnail", SEARCHERS, 200,
@@ -287,6 +349,23 @@ CELLS = [
     Cell("POST", "/api/rights/access", frozenset({SUPERVISOR}), 200, rights_access),
     Cell("POST", "/api/rights/erasures", frozenset({SUPERVISOR}), 200, erase,
          addresses_object=True),
+    Cell("GET", "/api/people", SEARCHERS, 200, plain("/api/people")),
+    Cell("GET", "/api/people/{person_id}", SEARCHERS, 200, on("/api/people/{person_id}"),
+         addresses_object=True),
+    Cell("PATCH", "/api/people/{person_id}", SEARCHERS, 200,
+         on("/api/people/{person_id}", json={"name": "Jane Roe"}), addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/merge", SEARCHERS, 200, merge_people,
+         addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/split", SEARCHERS, 200, split_person,
+         addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/not-this", SEARCHERS, 200, not_this_person,
+         addresses_object=True),
+    Cell("POST", "/api/people/operations/{operation_id}/undo", SEARCHERS, 200,
+         undo_person_operation, addresses_object=True),
+    Cell("POST", "/api/people/{person_id}/search", SEARCHERS, 200,
+         on("/api/people/{person_id}/search", json=lambda t: dict(t.purpose, top=3)),
+         addresses_object=True),
+    Cell("POST", "/api/people/recluster", SEARCHERS, 200, plain("/api/people/recluster")),
     Cell("GET", "/health", PUBLIC, 200, plain("/health")),
     Cell("GET", "/api/version", EVERYONE, 200, plain("/api/version")),
     Cell("GET", "/metrics", frozenset({ADMIN, AUDITOR}), 200, plain("/metrics")),
@@ -364,6 +443,7 @@ def _populate(world: MatrixWorld, photos: dict[str, list]) -> None:
         images = catalog.images(catalog.collection("press", org_id), 50)
         faces = [f["id"] for image in images for f in catalog.face_list(image["id"], 50)]
         org.image_id = images[0]["id"]
+        org.video_id = next(i["id"] for i in images if i["path"].endswith(".webm"))
         org.face_id, org.spare_face_id = faces[0], faces[-1]
         searcher = {"Authorization": f"Bearer {org.tokens[INVESTIGATOR]}"}
         found = client.post("/api/search", data={"face_id": str(org.face_id), **org.purpose},
@@ -372,6 +452,8 @@ def _populate(world: MatrixWorld, photos: dict[str, list]) -> None:
         org.search_id = found.json()["search_id"]
         org.match_face_id = found.json()["matches"][0]["face_id"]
         org.spare_faces = [f for f in faces if f not in (org.face_id, org.match_face_id)]
+    for org in world.orgs.values():
+        org.person_id = _new_person(world, org, [org.face_id])
     services.auth.create_user("door-user", default, AUDITOR, PASSWORD, must_change_password=False)
 
 
@@ -384,6 +466,10 @@ def matrix(tmp_path_factory, cache_dir, analyzer, wild, lfw) -> MatrixWorld:
     (settings.api.allowed_roots[0] / "one.jpg").write_bytes(probe)
     photos = {"dflt": [wild / n for n in ("img1.jpg", "img3.jpg", "selfie-many-people.jpg")],
               "othr": [*lfw_slice(lfw, 3), wild / "img4.jpg"]}  # fmt: skip
+    for tag, files in photos.items():  # and a short video of the first photo's person
+        clip = base / f"{tag}-video.webm"
+        build_clip(clip, [Shot(2.0, [Person("one", files[0])])], "webm-vp9", (320, 240))
+        files.append(clip)
     with TestClient(app) as client:
         world = MatrixWorld(
             client, app, {t: Org(t) for t in ORGS}, probe, settings.api.allowed_roots[0]
@@ -578,7 +664,8 @@ def test_callers_without_valid_credentials_reach_only_the_public_routes(matrix, 
     for cell in CELLS:
         client = TestClient(world.app, cookies=credentials.get("cookies"))
         path, kwargs = cell.request(world, Call(org, org, "", org.users[AUDITOR]))
-        answer = client.request(cell.method, path, headers=credentials.get("headers"), **kwargs)
+        headers = {**(credentials.get("headers") or {}), **kwargs.pop("headers", {})}
+        answer = client.request(cell.method, path, headers=headers, **kwargs)
         world.requests += 1
         tried += 1
         where = (kind, cell.method, path, answer.status_code, answer.text[:200])

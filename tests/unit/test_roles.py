@@ -30,10 +30,11 @@ EXPECTED = {
     },
     Role.SUPERVISOR: {
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,
-        P.USERS_READ, P.AUDIT_READ, P.RIGHTS,
+        P.USERS_READ, P.AUDIT_READ, P.RIGHTS, P.PEOPLE,
     },
     Role.INVESTIGATOR: {
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,
+        P.PEOPLE,
     },
     Role.AUDITOR: {
         P.ACCOUNT, P.COLLECTIONS_READ, P.JOBS_READ, P.USERS_READ, P.AUDIT_READ, P.METRICS_READ,
@@ -48,6 +49,8 @@ def test_role_permission_table_is_the_documented_one():
     for permission in (P.USERS_MANAGE, P.ORGANISATIONS_MANAGE, P.TOKENS_MANAGE):
         assert [r for r, p in EXPECTED.items() if permission in p] == [Role.ADMINISTRATOR]
     assert P.SEARCH not in EXPECTED[Role.AUDITOR] and P.FACES_READ not in EXPECTED[Role.AUDITOR]
+    # Deciding who is who needs seeing the faces: never without faces:read.
+    assert all(P.FACES_READ in p for p in EXPECTED.values() if P.PEOPLE in p)
 
 
 def test_actor_check_explains_the_refusal_and_one_time_passwords_block_everything():

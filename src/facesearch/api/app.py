@@ -35,7 +35,17 @@ from .errors import add_error_handlers
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
 from .middleware import SecurityHeaders
-from .routes import accounts, auth, collections, images, jobs, oversight, search, system
+from .routes import (
+    accounts,
+    auth,
+    collections,
+    images,
+    jobs,
+    oversight,
+    people,
+    search,
+    system,
+)
 from .state import ClientOrigin, Services
 
 log = logging.getLogger(__name__)
@@ -44,7 +54,7 @@ WEB = Path(__file__).resolve().parents[1] / "web"
 # Every router of the API and the pages, in the order they are matched.
 ROUTERS = (
     auth.router, accounts.router, collections.router, jobs.router, search.router,
-    images.router, oversight.router, system.router, pages.router,
+    images.router, oversight.router, people.router, system.router, pages.router,
 )  # fmt: skip
 
 

@@ -43,6 +43,26 @@ class Probe(BaseModel):
     faces: list[ProbeFace]
 
 
+class PersonBrief(BaseModel):
+    """The person a stored face belongs to (people/), with their number of appearances."""
+
+    id: int
+    name: str | None
+    faces: int
+    url: str
+
+
+class VideoMoment(BaseModel):
+    """Where in a video a matched face is: its track (one person's stretch on screen in one
+    shot), the moment of this face, the track's span and the video's length."""
+
+    track_id: int
+    time_ms: int = Field(description="the moment of this face, from the video's start")
+    start_ms: int = Field(description="when the track begins")
+    end_ms: int = Field(description="when the track ends (its last sampled frame)")
+    duration_ms: int = Field(description="the video's length")
+
+
 class Match(BaseModel):
     """One ranked result. Fields named like `Hit`'s are filled from it by name,
     so a field added to `Hit` (a calibrated band, say) needs one line here."""
@@ -67,6 +87,11 @@ class Match(BaseModel):
     thumbnail_url: str
     image_url: str
     face_url: str
+    person: PersonBrief | None = Field(None, description="the person this face belongs to")
+    video: VideoMoment | None = Field(None, description="set when the face is in a video")
+    clip_url: str | None = Field(
+        None, description="the video, served with range requests (play it from video.time_ms)"
+    )
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Match:
@@ -80,6 +105,7 @@ class Match(BaseModel):
             **values, box=Box.of(hit.box), filename=PurePath(hit.path).name,
             thumbnail_url=f"/api/faces/{hit.face_id}/thumbnail",
             image_url=f"/api/images/{hit.image_id}/file", face_url=f"/api/faces/{hit.face_id}",
+            clip_url=f"/api/images/{hit.image_id}/clip" if hit.video else None,
         )  # fmt: skip
 
 
@@ -158,6 +184,10 @@ class JobOut(BaseModel):
     duplicates: int
     errors: int
     rate: float = Field(description="images per second")
+    video_seconds: float = Field(0.0, description="seconds of video stored by this run")
+    video_seconds_total: float = Field(
+        0.0, description="seconds of video this run has to analyse, as far as probed yet"
+    )
     message: str | None
     created_at: str
     started_at: str | None
@@ -180,6 +210,18 @@ class FaceBrief(BaseModel):
     det_score: float
     quality: float
     thumbnail_url: str
+    video: VideoMoment | None = Field(None, description="set for a face of a video")
+
+
+class TrackOut(BaseModel):
+    """One person's stretch on screen in one shot of a video, with its stored faces."""
+
+    id: int
+    segment: int
+    start_ms: int
+    end_ms: int
+    detections: int = Field(description="faces linked into the track across sampled frames")
+    face_ids: list[int]
 
 
 class ImageOut(BaseModel):
@@ -195,6 +237,11 @@ class ImageOut(BaseModel):
     added_at: str
     file_url: str
     faces: list[FaceBrief]
+    kind: str = Field("photo", description="photo or video")
+    duration_ms: int | None = Field(None, description="a video's length")
+    complete: bool = Field(True, description="false while a video's segments are being stored")
+    clip_url: str | None = Field(None, description="a video, served with range requests")
+    tracks: list[TrackOut] | None = Field(None, description="a video's tracks, in time order")
 
 
 class FaceOut(BaseModel):
@@ -318,5 +365,11 @@ class AuthorisationIn(BaseModel):
 
 
 class ErasureIn(BaseModel):
-    face_ids: list[int] = Field(max_length=10_000)
+    face_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    track_ids: list[int] = Field(
+        default_factory=list, max_length=10_000, description="video tracks: every face of each"
+    )
+    video_ids: list[int] = Field(
+        default_factory=list, max_length=1_000, description="videos (image ids): all their faces"
+    )
     reference: str = Field(min_length=1, max_length=200, description="the erasure request")

@@ -43,3 +43,13 @@ def own_face(catalog: Catalog, actor: Actor, face_id: int) -> FaceRow:
     if row is None or catalog.image(row.image_id)["organisation_id"] != actor.organisation_id:
         raise NotFound(f"no face with id {face_id}")
     return row
+
+
+def own_track(catalog: Catalog, actor: Actor, track_id: int) -> dict:
+    """A video track of the actor's organisation (store/videos.py)."""
+    from ..store import videos
+
+    track = videos.track(catalog, track_id)
+    if track is None or track["organisation_id"] != actor.organisation_id:
+        raise NotFound(f"no track with id {track_id}")
+    return track

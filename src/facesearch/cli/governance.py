@@ -161,8 +161,9 @@ def rights_access(
     out.print(f"{len(rows)} faces held for request {reference} (logged as audit entry {seq})")
     for h in held:
         where = h.source_url or h.path
+        at = f" at {h.video['time']} (track {h.video['track_id']})" if h.video else ""
         out.print(
-            f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}, "
+            f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}{at}, "
             f"{h.captured_at or 'no date'}; returned by {len(h.searches)} searches"
         )
 
@@ -170,15 +171,27 @@ def rights_access(
 @rights_app.command("erase")
 def rights_erase(
     ctx: typer.Context,
-    face_ids: Annotated[list[int], typer.Argument(help="Face ids to erase (from rights access).")],
     reference: Annotated[str, typer.Option(help="The erasure request's reference.")],
+    face_ids: Annotated[
+        list[int] | None, typer.Argument(help="Face ids to erase (from rights access).")
+    ] = None,
+    track: Annotated[
+        list[int] | None, typer.Option(help="A video track to erase, every face of it.")
+    ] = None,
+    video: Annotated[
+        list[int] | None,
+        typer.Option(help="A whole video (its image id) to erase; not block-listed."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Erase faces from catalog and index and block the person from future imports."""
+    """Erase faces (or video tracks, or whole videos) from catalog and index and block the
+    person from future imports."""
+    if not (face_ids or track or video):
+        raise FacesearchError("name at least one face id, --track or --video to erase")
     with Engine(ctx.obj) as engine:
         audit, blocklist = governed(engine)
-        event = erase(engine, audit, blocklist, Who.cli(), face_ids, reference,
-                      ctx.obj.uploads_dir)  # fmt: skip
+        event = erase(engine, audit, blocklist, Who.cli(), face_ids or [], reference,
+                      ctx.obj.uploads_dir, track or [], video or [])  # fmt: skip
     summary = {"erased": event.face_ids, "images_deleted": event.images_deleted,
                "blocklisted": event.blocklisted}  # fmt: skip
     print_json(summary) if as_json else out.print(

@@ -80,6 +80,11 @@ def ingest(
         "blocked_faces": report.blocked, "seconds": round(report.seconds, 2),
         "images_per_second": round(report.images_per_second, 2),
     }  # fmt: skip
+    if report.segments:
+        summary |= {
+            "video_seconds": round(report.video_seconds, 3), "video_segments": report.segments,
+            "tracks_added": report.tracks,
+        }  # fmt: skip
     if ctx.obj.ray.address:
         summary |= {
             "ray_nodes": report.ray_nodes, "ray_devices": report.ray_devices,
@@ -107,10 +112,11 @@ def _ingest_with_progress(
     columns = (
         TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} img/s"), TextColumn("{task.fields[faces]} faces"),
-        TextColumn("{task.fields[errors]} errors"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[errors]} errors"), TextColumn("{task.fields[video]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0)
+        task = bar.add_task("ingest", total=None, rate=0.0, faces=0, errors=0, video="")
 
         def update(report: IngestReport) -> None:
             if seen is not None and not seen:
@@ -118,9 +124,17 @@ def _ingest_with_progress(
             bar.update(
                 task, total=report.total, completed=report.done,
                 rate=report.images_per_second, faces=report.faces, errors=report.errors,
+                video=_video_progress(report),
             )  # fmt: skip
 
         return engine.ingest(paths, collection, update, screen)
+
+
+def _video_progress(report: IngestReport) -> str:
+    """Seconds of video done of those to do, once the run has met a video."""
+    if not report.video_seconds_total:
+        return ""
+    return f"video {report.video_seconds:,.0f}/{report.video_seconds_total:,.0f} s"
 
 
 def reembed(

@@ -13,6 +13,7 @@ from rich.table import Table
 from ..engine import Engine, SearchResult
 from ..governance.audit import SearchPerformed, Who
 from ..governance.purpose import bind
+from ..pipeline.video import time_text
 from ..sheet import contact_sheet
 from ..store.people import PeopleStore
 from .governance import governed, hash_of
@@ -106,6 +107,7 @@ def search_json(result: SearchResult, persons: dict[int, dict] | None = None) ->
                 "thumbnail": "data:image/jpeg;base64," + base64.b64encode(h.thumbnail).decode(),
                 "person": _person_json(persons.get(h.face_id)),
             }
+            | ({"video": h.video | {"time": time_text(h.video["time_ms"])}} if h.video else {})
             for h in result.hits
         ],
     }
@@ -148,6 +150,9 @@ def _print_search(result: SearchResult, persons: dict[int, dict] | None = None) 
     table.add_column("image or source", overflow="fold", ratio=1)
     if dated:
         table.add_column("captured")
+    moments = any(h.video for h in result.hits)
+    if moments:
+        table.add_column("at (video)")
     table.add_column("face")
     table.add_column("person (appearances)")
     for h in result.hits:
@@ -157,6 +162,8 @@ def _print_search(result: SearchResult, persons: dict[int, dict] | None = None) 
                  h.source_url or h.path]  # fmt: skip
         if dated:
             cells.append((h.captured_at or "")[:10])
+        if moments:
+            cells.append(time_text(h.video["time_ms"]) if h.video else "")
         table.add_row(*cells, str(h.face_id), _person_cell(persons.get(h.face_id)))
     out.print(table)
     calibrated = next((h.band_gallery_size for h in result.hits if h.band_gallery_size), None)

@@ -145,6 +145,9 @@ class FacesErased(Event):
     images_deleted: int
     reference: str
     blocklisted: int
+    # What the request named, where it named video tracks or whole videos (image ids).
+    track_ids: list[int] = field(default_factory=list)
+    video_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

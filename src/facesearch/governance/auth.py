@@ -43,6 +43,8 @@ class Permission(StrEnum):
     TOKENS_MANAGE = "tokens:manage"  # every user's tokens
     AUDIT_READ = "audit:read"
     RIGHTS = "rights"  # data-subject access reports and erasure
+    # Naming, merging, splitting, hiding persons, undoing that, reclustering (people/).
+    PEOPLE = "people"
     METRICS_READ = "metrics:read"
 
 
@@ -54,12 +56,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.USERS_READ, P.USERS_MANAGE, P.ORGANISATIONS_MANAGE, P.TOKENS_MANAGE, P.METRICS_READ,
     }),
     # Searches like an investigator and oversees the organisation's use.
+    # Person operations go with seeing faces: those who search and verify leads decide
+    # who is who; administrators and auditors never see a face, so never decide either.
     Role.SUPERVISOR: frozenset({
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,
-        P.USERS_READ, P.AUDIT_READ, P.RIGHTS,
+        P.USERS_READ, P.AUDIT_READ, P.RIGHTS, P.PEOPLE,
     }),
     Role.INVESTIGATOR: frozenset({
         P.ACCOUNT, P.COLLECTIONS_READ, P.INGEST, P.JOBS_READ, P.SEARCH, P.FACES_READ,
+        P.PEOPLE,
     }),
     # Read-only oversight: sees what exists and what was done, never a face.
     Role.AUDITOR: frozenset({

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..clock import now
 from ..engine import Engine
+from ..pipeline.video import time_text
+from ..store import videos
 from ..store.audit import AuditStore
 from ..store.catalog import Collection
 from ..types import ImageResult
@@ -92,6 +94,8 @@ class HeldFace:
     source_url: str | None
     captured_at: str | None
     searches: list[dict]
+    # A face of a video: its track and moment, and the moment as hh:mm:ss.mmm.
+    video: dict | None = None
 
 
 def access_report(
@@ -117,6 +121,7 @@ def access_report(
             h.face_id, round(h.score, 4), h.collection, h.path, h.source_url, h.captured_at,
             [{"seq": e.seq, "at": e.at, "actor": e.actor, "access_request": '"access_request":true'
               in e.details} for e in returned[h.face_id] if e.seq != logged.seq],
+            h.video | {"time": time_text(h.video["time_ms"])} if h.video else None,
         )
         for h in hits
     ]  # fmt: skip
@@ -124,9 +129,20 @@ def access_report(
     return held, logged.seq
 
 
+def faces_of_videos(engine: Engine, track_ids: list[int], video_ids: list[int]) -> list[int]:
+    """The stored faces of these video tracks and whole videos (by image id)."""
+    found: list[int] = []
+    for track_id in track_ids:
+        found += videos.track_face_ids(engine.catalog, track_id)
+    for video_id in video_ids:
+        found += videos.video_face_ids(engine.catalog, video_id)
+    return found
+
+
 def erase(
     engine: Engine, audit: AuditLog, blocklist: Blocklist, who: Who, face_ids: list[int],
-    reference: str, uploads_dir: Path | None = None,
+    reference: str, uploads_dir: Path | None = None, track_ids: list[int] | None = None,
+    video_ids: list[int] | None = None,
 ) -> FacesErased:  # fmt: skip
     """Erase faces from catalog and index, block-list their embeddings, log it.
 
@@ -134,14 +150,19 @@ def erase(
     deletion, the block-list entries and the log entry commit together or not
     at all. An image left without faces is deleted too, and its file with it
     when the file is one the server stored (an upload); archive files are not
-    ours to delete."""
+    ours to delete. `track_ids` adds every face of those video tracks (a track is one
+    person); `video_ids` erases whole videos with everyone in them, whose faces are not
+    block-listed: the request is about the video, not about each person in it."""
+    track_ids, video_ids = list(track_ids or []), list(video_ids or [])
     with engine.catalog.transaction():
-        vectors = [engine.catalog.embedding(i)[0] for i in face_ids]
+        person = sorted(set(face_ids) | set(faces_of_videos(engine, track_ids, [])))
+        vectors = [engine.catalog.embedding(i)[0] for i in person]
+        face_ids = sorted(set(person) | set(faces_of_videos(engine, [], video_ids)))
         blocked = (
             blocklist.add(np.vstack(vectors), who.organisation_id, reference) if vectors else 0
         )
         deleted, paths = engine.erase_faces(face_ids)
-        event = FacesErased(deleted, len(paths), reference, blocked)
+        event = FacesErased(deleted, len(paths), reference, blocked, track_ids, video_ids)
         audit.record(who, event)
     for path in paths:
         _delete_if_upload(Path(path), uploads_dir)

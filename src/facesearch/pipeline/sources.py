@@ -25,11 +25,14 @@ from pathlib import Path
 
 from ..errors import FacesearchError
 from ..types import SourceItem
+from .video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff",
     ".pgm", ".ppm", ".pnm", ".gif",
 }  # fmt: skip
+# Videos (pipeline/video.py) are walked like photos.
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 MANIFEST_SUFFIXES = {".csv", ".jsonl"}
 MANIFEST_FIELDS = ("path", "source_url", "captured_at", "caption")
 # Opening a file to read it: never through a link swapped in after listing, never
@@ -125,7 +128,7 @@ def _entry(
 ) -> tuple[str, SourceItem | None]:
     """("folder", None) for a folder to walk, else ("", the item or None to skip)."""
     path = Path(entry.path)
-    is_image = Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+    is_image = Path(entry.name).suffix.lower() in MEDIA_SUFFIXES
     try:
         is_link = entry.is_symlink()
         is_folder = not is_link and entry.is_dir(follow_symlinks=False)
@@ -231,6 +234,45 @@ def read_source(path: Path, max_bytes: int) -> bytes:
             "again once it is complete"
         )
     return data
+
+
+def hash_source(path: Path, max_bytes: int) -> tuple[str, int]:
+    """(sha256, size) of a listed file read in chunks, for files too large to hold (videos);
+    refused as `read_source` refuses. A file above `max_bytes` is hashed no further: the
+    video limits refuse it by its size."""
+    import hashlib
+
+    try:
+        before = os.lstat(path)
+    except OSError as exc:
+        raise SourceRefused(f"cannot read file: {_reason(exc)}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise SourceRefused(
+            f"the file changed after it was listed and is now {_kind(before.st_mode)}; "
+            "it was not opened"
+        )
+    if before.st_size > max_bytes:
+        return "", before.st_size
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise SourceRefused(f"cannot read file: {_reason(exc)}") from None
+    try:
+        opened = os.fstat(fd)
+        while chunk := os.read(fd, 1 << 22):
+            digest.update(chunk)
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise SourceRefused(f"cannot read file: {_reason(exc)}") from None
+    finally:
+        os.close(fd)
+    if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        raise SourceRefused(
+            "the file changed while it was read (still being written?); run the ingest "
+            "again once it is complete"
+        )
+    return digest.hexdigest(), opened.st_size
 
 
 def read_manifest(path: Path, allowed_roots: Sequence[Path] | None = None) -> list[SourceItem]:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ImageRejected
-from ..types import SourceItem
+from ..types import ImageResult, SourceItem
 from .analyze import Analyzer
 from .tracking import Track, Tracker
 from .video import VideoInfo, sample
@@ -68,3 +68,16 @@ def analyze_segment(analyzer: Analyzer, work: SegmentWork) -> SegmentResult:
     result.tracks = tracker.finish()
     result.detections = tracker.detections
     return result
+
+
+def analyze_work(analyzer: Analyzer, work) -> list[ImageResult] | SegmentResult:
+    """A unit of ingest work, whichever it is: a batch of photos (their bytes) or one
+    segment of a video (read from its path by whoever runs it)."""
+    if isinstance(work, SegmentWork):
+        return analyze_segment(analyzer, work)
+    return analyzer.analyze_batch(work)
+
+
+def work_size(work) -> int:
+    """Files in a unit of work (a segment is part of one)."""
+    return 1 if isinstance(work, SegmentWork) else len(work)

@@ -19,7 +19,7 @@ from .database import Connection
 from .db import Database
 from .erasure import Erasure
 from .faces import FaceRow, Faces
-from .feed import IndexFeed
+from .feed import IndexFeed, log_deletions
 from .keys import DataKeys, context
 from .runs import IngestRuns
 from .sealing import Sealer
@@ -89,6 +89,10 @@ class Catalog:
     collections = _Via("collection_store", "with_counts")
     set_retention = _Via("collection_store")
     delete_collection = _Via("collection_store", "delete")
+
+    def _log_deletions(self, where: str, params) -> None:
+        """For store/videos.py: log the faces about to be deleted (feed.log_deletions)."""
+        log_deletions(self.db.conn, where, params)
 
     # erasure and retention
     erase_faces = _Via("erasure")

@@ -43,6 +43,9 @@ class Job:
     updated_at: str
     lease_holder: str | None = None
     lease_expires_at: str | None = None
+    # Seconds of video the job's current run has stored, of those it has to analyse.
+    video_seconds: float = 0.0
+    video_seconds_total: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,7 @@ _SELECT = (
     "SELECT j.id, j.collection_id, c.name, c.organisation_id, j.created_by, j.kind, j.inputs, "
     "j.status, j.total, j.done, j.images, j.faces, j.duplicates, j.errors, j.rate, j.message, "
     "j.created_at, j.started_at, j.finished_at, j.updated_at, j.lease_holder, "
-    "j.lease_expires_at "
+    "j.lease_expires_at, j.video_seconds, j.video_seconds_total "
     "FROM jobs j JOIN collections c ON c.id = j.collection_id"
 )
 
@@ -182,13 +185,15 @@ class Jobs:
 
     def progress(
         self, job_id: int, *, total: int, done: int, images: int, faces: int, duplicates: int,
-        errors: int, rate: float,
+        errors: int, rate: float, video_seconds: float = 0.0, video_seconds_total: float = 0.0,
     ) -> None:  # fmt: skip
         self.db.write(
             "UPDATE jobs SET total = ?, done = ?, images = ?, faces = ?, duplicates = ?, "
-            "errors = ?, rate = ?, updated_at = ? WHERE id = ?",
-            (total, done, images, faces, duplicates, errors, rate, now(), job_id),
-        )
+            "errors = ?, rate = ?, video_seconds = ?, video_seconds_total = ?, updated_at = ? "
+            "WHERE id = ?",
+            (total, done, images, faces, duplicates, errors, rate, video_seconds,
+             video_seconds_total, now(), job_id),
+        )  # fmt: skip
 
     def finish(
         self, job_id: int, status: str, message: str | None = None, holder: str | None = None

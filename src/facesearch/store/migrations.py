@@ -339,6 +339,47 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # Video (store/videos.py): a video is an image-like media record of kind 'video'
+        # whose faces carry their track and moment; a track is one person's stretch on
+        # screen within a shot, with its best faces. A long video is stored a segment at
+        # a time, each segment with its row in `video_segments` in one transaction, so an
+        # interrupted ingest resumes at the first segment not stored.
+        "0015_video",
+        """
+        ALTER TABLE images ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo';
+        ALTER TABLE images ADD COLUMN duration_ms INTEGER;
+        ALTER TABLE images ADD COLUMN segments INTEGER;
+        ALTER TABLE images ADD COLUMN complete INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE tracks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            segment INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            detections INTEGER NOT NULL
+        );
+        CREATE INDEX tracks_by_image ON tracks(image_id, start_ms);
+        ALTER TABLE faces ADD COLUMN track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE;
+        ALTER TABLE faces ADD COLUMN time_ms INTEGER;
+        ALTER TABLE jobs ADD COLUMN video_seconds REAL NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN video_seconds_total REAL NOT NULL DEFAULT 0;
+        CREATE INDEX faces_by_track ON faces(track_id);
+        CREATE TABLE video_segments (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            segment INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            frames INTEGER NOT NULL,
+            detections INTEGER NOT NULL,
+            tracks INTEGER NOT NULL,
+            run_id INTEGER REFERENCES ingest_runs(id) ON DELETE SET NULL,
+            stored_at TEXT NOT NULL,
+            PRIMARY KEY (image_id, segment)
+        )
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite

@@ -12,7 +12,8 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from ...errors import Conflict, ImageTooLarge, NotFound, UnsupportedImage
 from ...governance.audit import CollectionChanged, IngestStarted
 from ...governance.auth import Actor, Permission
-from ...pipeline.sources import IMAGE_SUFFIXES
+from ...pipeline.sources import MEDIA_SUFFIXES
+from ...pipeline.video import is_video
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import CollectionCreate, CollectionOut, CollectionUpdate, JobOut
 from ..scope import own_collection
@@ -114,28 +115,34 @@ def upload_images(
         raise ImageTooLarge(f"{len(files)} files in one upload; at most {limits.max_upload_files}")
     for file in files:
         suffix = PurePath(file.filename or "").suffix.lower()
-        if suffix not in IMAGE_SUFFIXES:
+        if suffix not in MEDIA_SUFFIXES:
             raise UnsupportedImage(
-                f"{file.filename!r} is not a supported image file "
-                f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+                f"{file.filename!r} is not a supported image or video file "
+                f"({', '.join(sorted(MEDIA_SUFFIXES))})"
             )
-        if file.size is not None and file.size > limits.max_upload_bytes:
+        limit = _upload_limit(services, file.filename or "")
+        if file.size is not None and file.size > limit:
             raise ImageTooLarge(
-                f"{file.filename!r} is {file.size:,} bytes, above the limit of "
-                f"{limits.max_upload_bytes:,}"
+                f"{file.filename!r} is {file.size:,} bytes, above the limit of {limit:,}"
             )
     folder = services.settings.uploads_dir / str(collection.id) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
         taken: set[str] = set()
         for file in files:
-            _save(file, folder / _safe_name(file.filename or "", taken), limits.max_upload_bytes)
+            _save(file, folder / _safe_name(file.filename or "", taken),
+                  _upload_limit(services, file.filename or ""))  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     job = services.runner.submit(collection.id, "upload", [folder], actor.user_id)
     services.record(actor, IngestStarted(name, [f"upload of {len(files)} files"], job.id))
     return JobOut.of(job)
+
+
+def _upload_limit(services, filename: str) -> int:
+    limits = services.settings.api
+    return limits.max_upload_video_bytes if is_video(Path(filename)) else limits.max_upload_bytes
 
 
 def _save(file: UploadFile, target: Path, limit: int) -> None:

@@ -17,7 +17,7 @@ from ...governance.auth import Actor, Permission
 from ...governance.rights import Blocklist, access_report, erase
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import ErasureIn
-from ..scope import own_collections, own_face
+from ..scope import own_collections, own_face, own_image, own_track
 from ..state import client_origin
 
 router = APIRouter(tags=["oversight"])
@@ -100,11 +100,17 @@ def rights_erase(
     body: ErasureIn, services: ServicesDep, actor: Actor = require(Permission.RIGHTS)
 ) -> dict:
     """Erase faces of the organisation from catalog, index and thumbnails, and keep
-    the person out of future imports (block-list)."""
-    if not body.face_ids:
-        raise FacesearchError("name at least one face id to erase")
+    the person out of future imports (block-list). `track_ids` erase every face of
+    those video tracks (and block-list them: a track is one person); `video_ids`
+    erase whole videos, without block-listing everyone in them."""
+    if not (body.face_ids or body.track_ids or body.video_ids):
+        raise FacesearchError("name at least one face, track or video to erase")
     for face_id in body.face_ids:
         own_face(services.catalog, actor, face_id)
+    for track_id in body.track_ids:
+        own_track(services.catalog, actor, track_id)
+    for video_id in body.video_ids:
+        own_image(services.catalog, actor, video_id)
     who = Who(actor.username, actor.organisation_id, client_origin.get())
     engine = services.engine
     # Written through the engine's catalog: erasure and its record commit together.
@@ -112,6 +118,6 @@ def rights_erase(
     blocklist = Blocklist(engine, audit.store, services.settings.governance.blocklist_threshold)
     with services.engine_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
-                      services.settings.uploads_dir)  # fmt: skip
+                      services.settings.uploads_dir, body.track_ids, body.video_ids)  # fmt: skip
     return {"erased": event.face_ids, "images_deleted": event.images_deleted,
             "blocklisted": event.blocklisted}  # fmt: skip

@@ -20,11 +20,13 @@ from ...governance.audit import (
 from ...governance.auth import Actor, Permission, PermissionDenied
 from ...governance.purpose import PurposeRequired, bind
 from ...store.audit import Entry
+from ...store.people import PeopleStore
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import (
     AuthorisationIn,
     Box,
     Match,
+    PersonBrief,
     Probe,
     ProbeFace,
     SearchResponse,
@@ -82,7 +84,7 @@ def search(
         entry = _log_search(services, actor, bound, None, face_id, names, hits, searched)
         return SearchResponse(
             model=engine.embedder_spec.name, face=None, probe_face_id=face_id, probe=None,
-            searched_faces=searched, matches=[Match.from_hit(h) for h in hits],
+            searched_faces=searched, matches=with_persons(catalog, actor, hits),
             search_id=entry.seq, purpose=bound.purpose, case=bound.case,
         )  # fmt: skip
     assert photo is not None
@@ -112,9 +114,25 @@ def search(
     return SearchResponse(
         model=result.model, face=result.face_index, probe=Probe(width=width, height=height,
         faces=faces), searched_faces=result.searched_faces,
-        matches=[Match.from_hit(h) for h in result.hits], search_id=entry.seq,
+        matches=with_persons(catalog, actor, result.hits), search_id=entry.seq,
         purpose=bound.purpose, case=bound.case,
     )  # fmt: skip
+
+
+def with_persons(catalog, actor: Actor, hits) -> list[Match]:
+    """The matches, each with the person its face belongs to and their appearances."""
+    persons = PeopleStore(catalog).persons_of_faces(
+        actor.organisation_id, [h.face_id for h in hits]
+    )
+    matches = []
+    for h in hits:
+        match = Match.from_hit(h)
+        found = persons.get(h.face_id)
+        if found is not None:
+            match.person = PersonBrief(id=found["id"], name=found["name"], faces=found["faces"],
+                                       url=f"/api/people/{found['id']}")  # fmt: skip
+        matches.append(match)
+    return matches
 
 
 def _log_search(services: Services, actor: Actor, bound, probe_sha256, probe_face_id, names,

@@ -133,6 +133,14 @@
     grid.replaceChildren(...r.matches.map(card));
   }
 
+  // A moment in a video as hh:mm:ss.mmm, as the CLI prints it.
+  function moment(ms) {
+    const pad = (n, w) => String(n).padStart(w, "0");
+    const h = Math.floor(ms / 3600000), m = Math.floor(ms / 60000) % 60;
+    const s = Math.floor(ms / 1000) % 60;
+    return `${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}.${pad(ms % 1000, 3)}`;
+  }
+
   function scoreClass(score) {
     return score >= 0.5 ? "high" : score >= 0.363 ? "mid" : "low";
   }
@@ -144,7 +152,8 @@
     return el("article", { class: "match " + scoreClass(m.score), dataset: { faceId: m.face_id, rank: m.rank } },
       el("button", { type: "button", class: "thumb", "aria-label": `open match ${m.rank}`, onclick: () => open(m) },
         el("img", { src: m.thumbnail_url, alt: `match ${m.rank}`, loading: "lazy", width: 96, height: 96 }),
-        el("span", { class: "rank", text: `#${m.rank}` })),
+        el("span", { class: "rank", text: `#${m.rank}` }),
+        m.video ? el("span", { class: "moment", text: `▶ ${moment(m.video.time_ms)}` }) : null),
       el("div", { class: "meta" },
         el("div", { class: "score-line" },
           el("span", { class: "score", text: m.score.toFixed(3) }),
@@ -171,11 +180,26 @@
     if (img.complete && img.naturalWidth) show(); else img.addEventListener("load", show, { once: true });
   }
 
+  // The clip from the face's moment: the server answers the player's range requests.
+  function play(container, m) {
+    const at = m.video.time_ms / 1000;
+    const video = el("video", { src: `${m.clip_url}#t=${at.toFixed(3)}`, controls: true,
+      muted: true, autoplay: true, playsinline: true, preload: "auto", class: "clip",
+      "aria-label": `the video from ${moment(m.video.time_ms)}` });
+    video.muted = true;
+    video.addEventListener("loadedmetadata", () => {
+      if (Math.abs(video.currentTime - at) > 0.25) video.currentTime = at;
+      video.play().catch(() => {});
+    }, { once: true });
+    container.replaceChildren(video);
+  }
+
   function open(m) {
     const r = state.result;
     const probeFace = r.probe.faces[r.face];
     figure(document.getElementById("viewer-probe"), state.url, probeFace.box, [r.probe.width, r.probe.height]);
-    figure(document.getElementById("viewer-match"), m.image_url, m.box, null);
+    if (m.video) play(document.getElementById("viewer-match"), m);
+    else figure(document.getElementById("viewer-match"), m.image_url, m.box, null);
     document.getElementById("viewer-title").textContent = `Match #${m.rank} · score ${m.score.toFixed(3)}`;
     document.getElementById("viewer-match-caption").textContent = `${m.collection} · ${m.filename}`;
     const details = [
@@ -186,6 +210,10 @@
       ["Face", `#${m.face_id} at ${m.box.x},${m.box.y} (${m.box.w}×${m.box.h})`],
     ];
     if (m.band) details.splice(1, 0, ["Band", m.band]);
+    if (m.video) {
+      details.push(["At", `${moment(m.video.time_ms)} of ${moment(m.video.duration_ms)}`],
+        ["On screen", `${moment(m.video.start_ms)} – ${moment(m.video.end_ms)} (track #${m.video.track_id})`]);
+    }
     const list = document.getElementById("viewer-details");
     list.replaceChildren(...details.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
     if (m.source_url) {
@@ -228,5 +256,6 @@
   });
   top.addEventListener("change", rerun);
   viewer.addEventListener("click", (e) => { if (e.target === viewer) viewer.close(); });
+  viewer.addEventListener("close", () => viewer.querySelectorAll("video").forEach((v) => v.pause()));
   loadCollections();
 })();
