@@ -20,8 +20,11 @@ def _count(conn) -> int:
 
 def test_readers_refuse_writes_and_the_writer_is_one(catalog_location):
     with Database(catalog_location) as db:
+        insert = "INSERT INTO organisations (name, created_at) VALUES ('org-x', 'now')"
         with pytest.raises(Exception, match=r"(?i)read.?only"):
-            db.conn.execute("INSERT INTO organisations (name, created_at) VALUES ('org-x', 'now')")
+            db.connection().execute(insert)
+        # Through `conn`, a write outside a transaction is one on the writer.
+        assert [tuple(r) for r in db.conn.execute(insert + " RETURNING name")] == [("org-x",)]
         with db.transaction() as first, db.transaction() as nested:
             assert first is nested is db.connection()
         reader = db.connection()

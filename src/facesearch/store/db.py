@@ -158,7 +158,9 @@ class Database:
 
 
 class _Current(Connection):
-    """`Database.conn`: each statement runs on the connection its thread should use."""
+    """`Database.conn`: each statement runs on the connection its thread should use:
+    the writer inside the thread's transaction, else a read on the thread's reader and
+    a write in a transaction of its own."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -168,10 +170,19 @@ class _Current(Connection):
         return self._db.dialect
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        return self._db.connection().execute(sql, params)
+        if self.in_transaction or _reads(sql):
+            return self._db.connection().execute(sql, params)
+        # A write outside a transaction is one of its own, on the writer.
+        with self._db.transaction() as conn:
+            cursor = conn.execute(sql, params)
+            return _Done(cursor.fetchall() if cursor.description else [], cursor.rowcount)
 
     def executemany(self, sql: str, rows: Any) -> None:
-        self._db.connection().executemany(sql, rows)
+        if self.in_transaction or _reads(sql):
+            self._db.connection().executemany(sql, rows)
+            return
+        with self._db.transaction() as conn:
+            conn.executemany(sql, rows)
 
     def begin(self) -> None:
         raise TypeError("begin a write with Database.transaction()")
@@ -182,3 +193,28 @@ class _Current(Connection):
 
     def close(self) -> None:
         raise TypeError("the Database closes its connections")
+
+
+_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "VALUES")
+
+
+def _reads(sql: str) -> bool:
+    return sql.lstrip(" \n\t(").upper().startswith(_READS)
+
+
+class _Done:
+    """The cursor of a write already committed: its RETURNING rows and row count."""
+
+    def __init__(self, rows: list, rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+        self.description = None
+
+    def fetchone(self):
+        return self.rows.pop(0) if self.rows else None
+
+    def fetchall(self) -> list:
+        rows, self.rows = self.rows, []
+        return rows
+
+    def __iter__(self):
+        return iter(self.fetchall())
