@@ -51,12 +51,13 @@ from facesearch.models.registry import get as get_model
 from facesearch.people.cluster import Faces, Params, assign, cluster, incremental
 from facesearch.people.metrics import scores
 from facesearch.people.search import person_scores
-from facesearch.people.service import params_for
+from facesearch.people.service import params_for, score_at
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 DATA = Path(os.environ.get("FACESEARCH_DATA", REPO.parent / "shared" / "data"))
 Row = dict[str, Any]
+FMRS = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 
 
 def log(message: str) -> None:
@@ -184,7 +185,11 @@ def quality(
     for name in names:
         faces, truth = embeddings(name, model, cache_dir, limit if name == "lfw" else None)
         vectors[name] = (faces, truth)
-        thresholds = sorted({round(base.threshold + d, 4) for d in (-0.08, -0.04, 0.0, 0.04, 0.08)})
+        # The edge threshold at false match rates 1e-4 … 1e-6 of the model's calibration.
+        thresholds = sorted(
+            {round(score_at(spec, fmr, base.threshold), 4) for fmr in FMRS}
+            | {round(base.threshold, 4)}
+        )
         rows = sweep(faces, truth, base, thresholds)
         rows.append(incremental_row(faces, truth, base))
         for r in rows:

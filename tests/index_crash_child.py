@@ -45,6 +45,10 @@ def main(data_dir: Path, vectors_path: Path, seed: int) -> None:
                                            10, 10, [face]))  # fmt: skip
             engine.catalog.store_results(collection, run, results, spec.name, spec.version)
             engine.vector_index().sync(engine.catalog)
+            if step == 0:
+                # The parent's random kill time starts from here, not from the start of a
+                # process that may take seconds to import on a loaded machine.
+                print("ready", flush=True)
             if step % 5 == 4:
                 stored = engine.catalog.model_face_ids(spec.name, spec.version)
                 engine.delete_faces(list(rng.choice(stored, min(3, len(stored)), replace=False)))

@@ -18,6 +18,7 @@ from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
 from .index.base import CollectionFilteredIndex
 from .index.persistent import PersistentIndex
+from .index.sealed import IndexDamaged
 from .models import declared
 from .models.cache import ModelCache
 from .models.registry import MODELS, ModelSpec
@@ -26,6 +27,9 @@ from .people.search import person_scores
 from .people.service import People
 from .pipeline.analyze import Analyzer
 from .pipeline.decode import decode
+from .reembed import Progress as ReembedProgress
+from .reembed import ReembedReport
+from .reembed import reembed as reembed_collection
 from .storage import open_catalog
 from .store import videos
 from .store.catalog import Catalog, Collection
@@ -263,9 +267,13 @@ class Engine:
 
     def verify_index(self) -> dict:
         """Open (which repairs torn writes), catch up with the catalog, then prove they agree."""
-        index = self.vector_index()
-        caught_up = index.sync(self.catalog)
-        report = index.verify(self.catalog)
+        try:
+            index = self.vector_index()
+            caught_up = index.sync(self.catalog)
+            report = index.verify(self.catalog)
+        except IndexDamaged as exc:
+            # A file that fails authentication: reported, not raised, like any disagreement.
+            return {"ok": False, "problems": [str(exc)]}
         report["caught_up"] = {"added": caught_up.added, "deleted": caught_up.deleted}
         return report
 
@@ -417,4 +425,38 @@ class Engine:
         return index
 
     def stats(self) -> dict[str, int]:
-        return self.catalog.stats()
+        counts = self.catalog.stats()
+        held = videos.stats(self.catalog)
+        # Video counts only where there are videos: a photo archive's stats stay as they were.
+        return counts | held if held["videos"] else counts
+
+    # Listings of the catalog, for the front doors.
+
+    def collections(self) -> list[dict]:
+        """Every collection with its declaration and counts."""
+        return self.catalog.collections()
+
+    def images(self, collection: str | None = None, limit: int = 50) -> list[dict]:
+        """Stored images, of one collection when it is named."""
+        return self.catalog.images(self._collection(collection) if collection else None, limit)
+
+    def face_list(self, image_id: int | None = None, limit: int = 50) -> list[dict]:
+        """Stored faces, of one image when it is given."""
+        return self.catalog.face_list(image_id, limit)
+
+    def errors(self, collection: str | None = None, limit: int = 50) -> list[dict]:
+        """Files that could not be ingested and why, of one collection when it is named."""
+        return self.catalog.errors(self._collection(collection) if collection else None, limit)
+
+    def runs(self, limit: int = 20) -> list[dict]:
+        """Ingest runs, newest first."""
+        return self.catalog.runs(limit)
+
+    def reembed(
+        self, collection: str, model: str, source_model: str | None = None,
+        progress: ReembedProgress | None = None, skip_missing: bool = False,
+    ) -> ReembedReport:  # fmt: skip
+        """Re-embed a collection's stored faces with `model` (reembed.py)."""
+        target = self._collection(collection)
+        return reembed_collection(self.settings, self.catalog, target, model, source_model,
+                                  progress, skip_missing)  # fmt: skip

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import FacesearchError, StorageError, VideoRejected
-from .governance.audit import IngestFinished
 from .models.registry import get as get_model
 from .parallel import run_bounded
 from .pipeline import video
@@ -62,6 +61,8 @@ class IngestReport:
     video_seconds: float = 0.0
     segments: int = 0
     tracks: int = 0
+    frames: int = 0  # video frames sampled and analysed
+    detections: int = 0  # faces detected in them, before tracking
 
     @property
     def images_per_second(self) -> float:
@@ -120,6 +121,8 @@ def ingest(
         report.faces += saved.faces
         report.tracks += saved.tracks
         report.segments += 1
+        report.frames += result.frames
+        report.detections += result.detections
         report.video_seconds += work.seconds
         if on_commit is not None and saved.faces:
             on_commit()
@@ -190,23 +193,6 @@ def ingest(
     report.seconds = time.perf_counter() - started
     catalog.finish_run(report.run_id, report.status, _counts(report))
     return report
-
-
-def ingest_ended(
-    collection: str, report: IngestReport | None, exc: BaseException | None = None
-) -> IngestFinished:
-    """The audit event of how an ingest ended: from its report, or, where it stopped
-    before its run began (a missing folder, a model that cannot be fetched), from the
-    exception that stopped it."""
-    if report is not None:
-        status = report.status
-        if exc is not None and status in ("running", "finished"):
-            status = "failed" if isinstance(exc, Exception) else "interrupted"
-        return IngestFinished(
-            collection, status, report.images, report.faces, report.blocked, report.run_id
-        )
-    status = "interrupted" if exc is not None and not isinstance(exc, Exception) else "failed"
-    return IngestFinished(collection, status, 0, 0, 0, 0)
 
 
 def _counts(report: IngestReport) -> dict[str, int]:

@@ -378,12 +378,23 @@ CELLS = [
     Cell("POST", "/logout", PUBLIC, 303, lambda w, c: (
         "/logout", {"data": {"csrf_token": c.csrf}, **NO_REDIRECT})),
     Cell("GET", "/search", SEARCHERS, 200, plain("/search", **NO_REDIRECT)),
+    Cell("GET", "/people", SEARCHERS, 200, plain("/people", **NO_REDIRECT)),
+    # The page is a shell; the person comes from GET /api/people/{id}, scoped above.
+    Cell("GET", "/people/{person_id}", SEARCHERS, 200, on("/people/{person_id}", **NO_REDIRECT)),
     Cell("GET", "/collections", EVERYONE, 200, plain("/collections", **NO_REDIRECT)),
     Cell("GET", "/oversight", OVERSEERS, 200, plain("/oversight", **NO_REDIRECT)),
     Cell("GET", "/admin", PEOPLE_READERS, 200, plain("/admin", **NO_REDIRECT)),
     Cell("GET", "/account", EVERYONE, 200, plain("/account", **NO_REDIRECT)),
 ]  # fmt: skip
-PAGES = {"/search", "/collections", "/oversight", "/admin", "/account"}
+PAGES = {
+    "/search",
+    "/people",
+    "/people/{person_id}",
+    "/collections",
+    "/oversight",
+    "/admin",
+    "/account",
+}
 # Static files (scripts, styles, Swagger UI's bundle): public, and hold no data.
 STATIC_MOUNTS = {"/static", "/docs-static"}
 

@@ -36,7 +36,7 @@ def test_login_form_sets_the_session_and_goes_where_the_person_wanted(browser):
     assert len(csrf) > 30
     # The investigator sees search and collections, not the people page.
     nav = re.findall(r'<a href="(/\w+)"', collections.text)
-    assert nav == ["/search", "/collections", "/account"]
+    assert nav == ["/search", "/people", "/collections", "/account"]
     assert browser.get("/admin").status_code == 403
     assert browser.get("/", follow_redirects=False).headers["location"] == "/search"
 
@@ -69,7 +69,11 @@ def test_wrong_password_foreign_origin_and_open_redirects_are_refused(browser):
     ("role", "landing", "pages"),
     [
         ("administrator", "/collections", ["/collections", "/admin", "/account"]),
-        ("supervisor", "/search", ["/search", "/collections", "/admin", "/oversight", "/account"]),
+        (
+            "supervisor",
+            "/search",
+            ["/search", "/people", "/collections", "/admin", "/oversight", "/account"],
+        ),
         ("auditor", "/collections", ["/collections", "/admin", "/oversight", "/account"]),
     ],
 )
@@ -82,6 +86,8 @@ def test_each_role_lands_on_its_first_page_and_sees_its_menu(browser, role, land
         assert browser.get("/search").status_code == 403
     if "/oversight" not in pages:
         assert browser.get("/oversight").status_code == 403
+    if "/people" not in pages:  # persons are faces: not for those who never see one
+        assert browser.get("/people").status_code == 403
 
 
 def test_a_one_time_password_leads_to_the_account_page(world, browser):

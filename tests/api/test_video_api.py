@@ -56,6 +56,8 @@ def test_a_photo_search_returns_the_moment_and_the_clip(world, footage):
     assert len(body["tracks"]) >= len(appearances)
     assert best["face_id"] in {f for t in body["tracks"] for f in t["face_ids"]}
     assert all(f["video"]["time_ms"] is not None for f in body["faces"])
+    face = world.client.get(f"/api/faces/{best['face_id']}", headers=world.as_("investigator"))
+    assert face.json()["video"] == best["video"] and face.json()["clip_url"] == best["clip_url"]
     schema = world.client.get("/openapi.json", headers=world.as_("investigator")).json()
     assert set(schema["components"]["schemas"]["VideoMoment"]["properties"]) == CLIP_KEYS
     assert "/api/images/{image_id}/clip" in schema["paths"]
@@ -121,3 +123,22 @@ def test_erasure_of_a_track_over_the_api(world, footage):
     assert best["face_id"] in erased.json()["erased"] and erased.json()["blocklisted"] >= 1
     after = _search(world, people[name][1])["matches"]
     assert all((m["video"] or {}).get("track_id") != track_id for m in after)
+
+
+def test_a_server_side_folder_job_takes_videos_like_photos(world, footage, lfw):
+    clip, _, _ = footage
+    root = world.settings.api.allowed_roots[0] / "footage"
+    root.mkdir()
+    (root / "again.mkv").write_bytes(clip.read_bytes())  # same content: a duplicate
+    (root / "photo.jpg").write_bytes(next(lfw.glob("B*/*_0001.jpg")).read_bytes())
+    (root / "broken.webm").write_bytes(clip.read_bytes()[:5000])
+    client, investigator = world.client, world.as_("investigator")
+    job = client.post("/api/jobs", headers=investigator,
+                      json={"collection": "footage", "paths": [str(root)]})  # fmt: skip
+    assert job.status_code == 202, job.text
+    done = wait_for_job(client, job.json()["id"], investigator)
+    assert (done["status"], done["images"], done["duplicates"], done["errors"]) == (
+        "finished", 1, 1, 1,
+    ), done  # fmt: skip
+    errors = world.services.catalog.errors(world.services.catalog.collection("footage"))
+    assert any(e["path"].endswith("broken.webm") for e in errors)

@@ -186,7 +186,7 @@ def test_collections_and_people_pages_for_an_administrator(site, browser):
     page.wait_for_selector("#jobs .status-pill.finished")
     page.screenshot(path=OUTPUT / "collections.png", full_page=True)
 
-    page.click("nav >> text=People")
+    page.click("nav >> text=Accounts")
     page.wait_for_selector("#users tbody tr >> nth=1")
     page.fill("#create-user input[name=username]", "trial-tom")
     page.select_option("#create-user select[name=role]", "auditor")
@@ -203,7 +203,7 @@ def test_collections_and_people_pages_for_an_administrator(site, browser):
     assert login.status_code == 200 and login.json()["me"]["must_change_password"]
     assert login.json()["me"]["role"] == "auditor"
 
-    page.click("nav >> text=Account")
+    page.click('nav >> text="Account"')
     page.fill("#new-token input[name=name]", "case tool")
     page.click("#new-token button[type=submit]")
     page.wait_for_selector("#token-created code")

@@ -73,9 +73,10 @@ def test_kill_9_during_index_writes_then_verify_agrees(lfw_embeddings, tmp_path,
     for seed in range(6):
         child = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "index_crash_child.py"), str(data_dir),
-             str(vectors_path), str(seed)], env=env,
+             str(vectors_path), str(seed)], env=env, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(float(rng.uniform(1.5, 4.0)))
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(float(rng.uniform(1.0, 3.0)))
         assert child.poll() is None, "the child stopped before it was killed"
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -63,5 +63,8 @@ def test_calibrated_bands_separate_the_slice(lfw_slice):
     assert impostor_fmr <= 0.02
     assert impostor_fmr == 0.0  # measured: none of the 150
     bands = [shipped.band(s) for s in scores[same]]
-    # Measured: 148 of the 150 genuine pairs (98.7%) are strong leads.
-    assert bands.count("strong lead") >= 145
+    # Measured: 137 of the 150 genuine pairs (91.3%) are strong leads, now that a strong
+    # lead must be 99% precise at top 1 in a 10,000-face gallery (score 0.533; at the
+    # old FMR-1e-4 rule, 0.415, it was 148); the other 13 are possible leads.
+    assert bands.count("strong lead") >= 132
+    assert "unlikely" not in bands

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from facesearch.cli.governance import governed
+from facesearch.governance.actions import governed
 from facesearch.governance.audit import Who
 from facesearch.governance.rights import access_report, erase, purge_retention
 from facesearch.storage import open_catalog_file

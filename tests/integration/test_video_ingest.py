@@ -15,6 +15,7 @@ from videoclips import build_clip, single_face_people, standard_shots
 from facesearch.cli.governance import governed
 from facesearch.governance.audit import Who
 from facesearch.governance.rights import access_report, erase, purge_retention
+from facesearch.storage import open_catalog_file
 from facesearch.store import videos
 
 WHO = Who("cli:tester", None, "cli")
@@ -179,3 +180,21 @@ def test_retention_purges_videos_with_their_tracks(engine, clip):
     assert purged[0]["images"] == 1 and purged[0]["faces"] > 0
     assert videos.stats(engine.catalog) == {"videos": 0, "video_seconds": 0, "tracks": 0}
     assert engine.stats()["faces"] == 0
+
+
+def test_video_faces_are_sealed_at_rest_like_photo_faces(engine, clip):
+    folder, _ = clip
+    engine.create_collection("footage", "built clips", "test")
+    engine.ingest([folder], "footage")
+    engine.catalog.close()
+    conn = sqlite3.connect(engine.settings.catalog_path)
+    rows = conn.execute(
+        "SELECT id, sealed, thumbnail, embedding FROM faces WHERE track_id IS NOT NULL"
+    ).fetchall()
+    conn.close()
+    assert rows and all(sealed == 1 for _, sealed, _, _ in rows)
+    assert not any(thumbnail.startswith(b"\xff\xd8") for _, _, thumbnail, _ in rows)
+    raw = engine.settings.catalog_path.read_bytes()
+    with open_catalog_file(engine.settings.catalog_path) as catalog:
+        opened = catalog.faces([rows[0][0]])[rows[0][0]].thumbnail
+    assert opened.startswith(b"\xff\xd8") and opened not in raw

@@ -77,3 +77,12 @@ def test_strong_lead_needs_a_higher_score_in_a_larger_gallery():
     assert fitted.thresholds["strong lead"] == by_gallery["10000"]
     sizes = sorted(by_gallery, key=int)
     assert all(by_gallery[a] <= by_gallery[b] for a, b in itertools.pairwise(sizes))
+
+
+def test_strong_lead_is_finite_when_no_same_person_pair_scores_1():
+    # Real scores: the best same-person pair is well below 1. Above it no search is
+    # observed, which must not make every threshold infinite.
+    impostors = (np.arange(1_000_000) + 0.5) / 1_000_000
+    genuine = np.full(100, 0.99999)
+    t = precision.precision_threshold(impostors, genuine, 10)
+    assert t == pytest.approx(1 - 0.01 / 0.99 / 10, abs=1e-4)

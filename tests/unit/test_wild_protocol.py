@@ -68,3 +68,6 @@ def test_a_refused_enrolment_counts_its_probes_as_misses():
     assert outcome.row["probes"] == 2 and outcome.row["identities"] == 1
     assert outcome.row["rank1"] == pytest.approx(0.5)
     assert outcome.top1_correct.tolist() == [True, False]
+    # The unenrolled person's best result is a stranger with a low score: not a strong lead.
+    assert outcome.top1_score[1] == pytest.approx(0.1 / np.hypot(0.9, 0.1), abs=1e-5)
+    assert wild.strong_lead_precision(outcome, 0.5) == (1.0, 1)

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..config import Settings
 from ..engine import Engine
-from ..governance.audit import audit_log
+from ..governance import actions
 from ..governance.auth import Authenticator
 from ..governance.throttle import LoginThrottle
 from ..jobs import JobRunner
@@ -76,7 +76,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                          events.taken_over),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: services.catalog.stats()),
-        audit=audit_log(settings, db.transaction, lambda: db.conn),
+        audit=actions.connections_audit(settings, db),
         throttle=LoginThrottle(settings.api),
     )  # fmt: skip
     events.services = services

@@ -12,8 +12,9 @@ import threading
 
 from ..config import Settings
 from ..engine import Engine
-from ..governance.audit import IngestFinished, JobTakenOver, Who, audit_log
-from ..governance.rights import Blocklist, purge_expired_pending, purge_retention
+from ..governance import actions
+from ..governance.audit import JobTakenOver, Who
+from ..governance.rights import purge_expired_pending, purge_retention
 from ..store.jobs import Job
 from .state import Services
 
@@ -39,10 +40,7 @@ class JobEvents:
 
     def screen_for(self, job_engine: Engine):
         """The blocklist screen for a job's engine (its catalog records what it blocks)."""
-        catalog = job_engine.catalog
-        audit = audit_log(self.settings, catalog.transaction, lambda: catalog.conn)
-        threshold = self.settings.governance.blocklist_threshold
-        return Blocklist(job_engine, audit.store, threshold).screen
+        return actions.governed(job_engine)[1].screen
 
     def finished(self, job: Job) -> None:
         services = self._services()
@@ -50,10 +48,12 @@ class JobEvents:
             services.engine.reload_index()
         services.metrics.job_finished(job.id)
         report = services.runner.last_report.pop(job.id, None)
-        services.record(None, IngestFinished(
+        server = Who("server", job.organisation_id, "server")
+        actions.ingest_finished(
+            actions.Caller(self.settings, services.engine, services.audit, server),
             job.collection, job.status, job.images, job.faces,
             report.blocked if report else 0, report.run_id if report else 0,
-        ), organisation_id=job.organisation_id)  # fmt: skip
+        )  # fmt: skip
 
     def taken_over(self, job: Job, taken_from: str) -> None:
         services = self._services()
@@ -89,10 +89,9 @@ class RetentionPurger:
     def purge_once(self) -> list[dict]:
         services = self.services
         with services.engine_lock:
-            catalog = services.engine.catalog
-            audit = audit_log(services.settings, catalog.transaction, lambda: catalog.conn)
+            engine = services.engine
             purged = purge_retention(
-                services.engine, audit, Who("server", None, "server"),
+                engine, actions.engine_audit(engine), Who("server", None, "server"),
                 services.settings.uploads_dir,
             )  # fmt: skip
         purge_expired_pending(

@@ -258,6 +258,8 @@ class FaceOut(BaseModel):
     model_version: str
     thumbnail_url: str
     image_url: str
+    video: VideoMoment | None = Field(None, description="set for a face of a video")
+    clip_url: str | None = Field(None, description="its video, served with range requests")
 
 
 # accounts

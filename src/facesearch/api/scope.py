@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from ..errors import NotFound
+from ..governance.actions import Caller, owned_collection, owned_face
+from ..governance.audit import Who
 from ..governance.auth import Actor
 from ..store.catalog import Catalog, Collection, FaceRow
+from .state import Services, client_origin
+
+
+def who_is(actor: Actor) -> Who:
+    """The actor as the audit log names them, from the client's address."""
+    return Who(actor.username, actor.organisation_id, client_origin.get())
+
+
+def caller(services: Services, actor: Actor) -> Caller:
+    """The actor as governed actions see it: entries in the server's audit log,
+    scoping read from this thread's catalog, engine calls taking turns under the
+    engine lock."""
+    return Caller(services.settings, services.engine, services.audit, who_is(actor),
+                  services.catalog, lambda: services.engine_lock)  # fmt: skip
 
 
 def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:
-    try:
-        collection = catalog.collection(name, actor.organisation_id)
-    except NotFound:
-        collection = None
-    if collection is None or collection.organisation_id != actor.organisation_id:
-        raise NotFound(f"no collection named {name!r}")
-    return collection
+    return owned_collection(catalog, actor.organisation_id, name)
 
 
 def own_collection_names(catalog: Catalog, actor: Actor) -> list[str]:
@@ -38,11 +48,7 @@ def own_image(catalog: Catalog, actor: Actor, image_id: int) -> dict:
 
 
 def own_face(catalog: Catalog, actor: Actor, face_id: int) -> FaceRow:
-    row = catalog.faces([face_id]).get(face_id)
-    # By the image's organisation: another organisation may use the same collection name.
-    if row is None or catalog.image(row.image_id)["organisation_id"] != actor.organisation_id:
-        raise NotFound(f"no face with id {face_id}")
-    return row
+    return owned_face(catalog, actor.organisation_id, face_id)
 
 
 def own_track(catalog: Catalog, actor: Actor, track_id: int) -> dict:

@@ -18,6 +18,7 @@ from .. import __version__, failures
 from ..config import Settings
 from ..diskfull import from_os_error
 from ..errors import FacesearchError
+from .backup import backup, restore
 from .catalog import errors_app, faces_app, images_app, runs_app, stats
 from .collections import collections_app
 from .eval import eval_app
@@ -76,7 +77,7 @@ def version() -> None:
 
 
 # Commands, then groups, in the order `--help` lists them.
-for command in (serve, version, ingest, reembed, search, stats):
+for command in (serve, version, ingest, reembed, search, stats, backup, restore):
     app.command()(command)
 for sub, name in (
     (models_app, "models"), (collections_app, "collections"), (images_app, "images"),

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from ..engine import Engine
-from ..errors import FacesearchError
-from ..governance.audit import ImageViewed, Who
-from .governance import governed
+from ..governance import actions
 from .output import JsonOpt, out, print_json, table
 
 images_app = typer.Typer(help="List stored images.", no_args_is_help=True)
@@ -37,8 +35,7 @@ def images_list(
 ) -> None:
     """List stored images."""
     with Engine(ctx.obj) as engine:
-        chosen = engine.catalog.collection(collection) if collection else None
-        rows = engine.catalog.images(chosen, limit)
+        rows = engine.images(collection, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -51,7 +48,7 @@ def faces_list(
 ) -> None:
     """List stored faces."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.face_list(image, limit)
+        rows = engine.face_list(image, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -63,12 +60,10 @@ def faces_thumbnail(
 ) -> None:
     """Write a face's thumbnail to a JPEG file."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.faces([face_id])
-        if face_id not in rows:
-            raise FacesearchError(f"no face with id {face_id}")
-        audit, _ = governed(engine)
-        audit.record(Who.cli(), ImageViewed(rows[face_id].image_id, face_id, "thumbnail export"))
-    output.write_bytes(rows[face_id].thumbnail)
+        caller = actions.Caller.command_line(engine)
+        face = actions.own_face(caller, face_id)
+        actions.viewed(caller, face.image_id, face_id, "thumbnail export")
+    output.write_bytes(face.thumbnail)
     out.print(f"wrote {output}")
 
 
@@ -81,8 +76,7 @@ def errors_list(
 ) -> None:
     """List files that could not be ingested and why."""
     with Engine(ctx.obj) as engine:
-        chosen = engine.catalog.collection(collection) if collection else None
-        rows = engine.catalog.errors(chosen, limit)
+        rows = engine.errors(collection, limit)
     print_json(rows) if as_json else out.print(table(rows))
 
 
@@ -92,5 +86,5 @@ def runs_list(
 ) -> None:
     """List ingest runs, newest first."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.runs(limit)
+        rows = engine.runs(limit)
     print_json(rows) if as_json else out.print(table(rows))

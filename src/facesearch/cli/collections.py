@@ -34,5 +34,5 @@ def collections_create(
 def collections_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List collections with their declarations and counts."""
     with Engine(ctx.obj) as engine:
-        rows = engine.catalog.collections()
+        rows = engine.collections()
     print_json(rows) if as_json else out.print(table(rows))

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ..config import Settings
 from ..errors import FacesearchError
-from ..evaluation import calibration as calib
 from ..evaluation import measure
 from ..evaluation.embeddings import Embeddings, embed_files
 from .output import err, out
@@ -313,7 +312,7 @@ def eval_demographics(
         table.add_column("group")
         table.add_column("images")
         for band in thresholds:
-            table.add_column(f"{band} (FMR {dict(calib.BANDS)[band]:g})")
+            table.add_column(f"{band} (score {thresholds[band]:.3f})")
         for group, v in result["groups"].items():
             table.add_row(
                 group,

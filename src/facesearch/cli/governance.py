@@ -5,7 +5,6 @@ The command line has no login: its actor is the OS user, recorded as `cli:<name>
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -15,15 +14,10 @@ from rich.table import Table
 
 from ..engine import Engine
 from ..errors import FacesearchError
-from ..governance import oversight
-from ..governance.audit import AuditLog, Exported, Who, audit_log
-from ..governance.rights import (
-    Blocklist,
-    access_report,
-    erase,
-    purge_expired_pending,
-    purge_retention,
-)
+from ..governance import actions, oversight
+from ..governance.actions import Caller, governed
+from ..governance.audit import Who
+from ..governance.rights import access_report, erase, purge_expired_pending, purge_retention
 from .output import JsonOpt, out, print_json
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -31,17 +25,6 @@ rights_app = typer.Typer(
     help="Data-subject rights: access reports and erasure.", no_args_is_help=True
 )
 retention_app = typer.Typer(help="Retention of stored photos.", no_args_is_help=True)
-
-
-def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:
-    """The audit log (in the engine's catalog transactions) and the block-list."""
-    settings = engine.settings
-    audit = audit_log(settings, engine.catalog.transaction, lambda: engine.catalog.conn)
-    return audit, Blocklist(engine, audit.store, settings.governance.blocklist_threshold)
-
-
-def hash_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @audit_app.command("verify")
@@ -86,26 +69,14 @@ def audit_list(
 ) -> None:
     """List audit entries, newest first; --csv exports them (the export is logged)."""
     with Engine(ctx.obj) as engine:
-        audit = governed(engine)[0]
-        rows = audit.store.query(None, action, actor, case, since, until, limit)
         if csv_file is not None:
-            csv_file.write_text(oversight.to_csv(rows))
-            audit.record(
-                Who.cli(),
-                Exported(
-                    "audit log",
-                    len(rows),
-                    {
-                        "action": action,
-                        "case": case,
-                        "actor": actor,
-                        "since": since,
-                        "until": until,
-                    },
-                ),
-            )
-            out.print(f"wrote {len(rows)} entries to {csv_file}")
+            count = actions.audit_export(
+                Caller.command_line(engine), csv_file.write_text, action,
+                actor, case, since, until, limit,
+            )  # fmt: skip
+            out.print(f"wrote {count} entries to {csv_file}")
             return
+        rows = governed(engine)[0].store.query(None, action, actor, case, since, until, limit)
     if as_json:
         print_json([{**r.__dict__, "details": json.loads(r.details)} for r in rows])
         return
@@ -148,11 +119,9 @@ def rights_access(
 ) -> None:
     """Every face of the person in PHOTO the system holds, with the searches that returned it."""
     with Engine(ctx.obj) as engine:
-        audit = governed(engine)[0]
-        names = [c["name"] for c in engine.catalog.collections()]
         held, seq = access_report(
-            engine, audit, Who.cli(), photo.read_bytes(), names, reference, received,
-            ctx.obj.governance.access_threshold,
+            engine, governed(engine)[0], Who.cli(), photo.read_bytes(), None, reference,
+            received, ctx.obj.governance.access_threshold,
         )  # fmt: skip
     rows = [h.__dict__ for h in held]
     if as_json:

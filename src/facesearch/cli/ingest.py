@@ -19,9 +19,8 @@ from rich.progress import (
 from ..config import Settings
 from ..engine import Engine
 from ..errors import FacesearchError
-from ..governance.audit import IngestStarted, Who
-from ..ingest import IngestReport, ingest_ended
-from .governance import governed
+from ..governance import actions
+from ..ingest import IngestReport
 from .output import JsonOpt, err, out, print_json
 
 
@@ -57,9 +56,10 @@ def ingest(
             update={"ray": settings.ray.model_copy(update={"address": ray})}
         )
     with Engine(ctx.obj) as engine:
-        audit, blocklist = governed(engine)
-        who = Who.cli(engine.catalog.collection(collection).organisation_id)
-        audit.record(who, IngestStarted(collection, [str(p) for p in paths]))
+        target = actions.collection(actions.Caller.command_line(engine), collection)
+        caller = actions.Caller.command_line(engine, target.organisation_id)
+        blocklist = actions.governed(engine)[1]
+        actions.ingest_started(caller, collection, [str(p) for p in paths])
         seen: list[IngestReport] = []
         try:
             report = _ingest_with_progress(engine, paths, collection, blocklist.screen, seen)
@@ -67,12 +67,12 @@ def ingest(
             # How it ended is recorded however it ended; a failure to record that (a full
             # disk) does not hide the error that stopped the ingest.
             with contextlib.suppress(FacesearchError):
-                audit.record(who, ingest_ended(collection, seen[0] if seen else None, exc))
+                actions.ingest_ended(caller, collection, seen[0] if seen else None, exc)
             if isinstance(exc, KeyboardInterrupt):
                 err.print("[yellow]interrupted: what was stored is kept; run again to continue[/]")
                 raise typer.Exit(130) from None
             raise
-        audit.record(who, ingest_ended(collection, report))
+        actions.ingest_ended(caller, collection, report)
     summary = {
         "run_id": report.run_id, "status": report.status, "files": report.total,
         "images_added": report.images, "faces_added": report.faces,
@@ -161,16 +161,13 @@ def reembed(
 
     Example: facesearch reembed --collection press --model my-arcface
     """
-    from ..reembed import reembed as run_reembed
-
     columns = (TextColumn("[bold]re-embed"), BarColumn(), MofNCompleteColumn(),
                TextColumn("images"), TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
     with Engine(ctx.obj) as engine, Progress(*columns, console=err) as bar:
         task = bar.add_task("reembed", total=None)
-        target = engine.catalog.collection(collection)
         try:
-            report = run_reembed(
-                ctx.obj, engine.catalog, target, model, source_model,
+            report = engine.reembed(
+                collection, model, source_model,
                 lambda r: bar.update(task, total=r.images_total, completed=r.images_done),
                 skip_missing,
             )  # fmt: skip

@@ -13,12 +13,12 @@ import typer
 from rich.table import Table
 
 from ..engine import Engine
-from ..governance.audit import PersonChanged, SearchPerformed, Who
+from ..governance.actions import Caller, governed, search_person
+from ..governance.audit import PersonChanged, Who
 from ..governance.purpose import bind
 from ..people.actions import PersonActions
 from ..people.search import HOW
 from ..store.people import PeopleStore, Person
-from .governance import governed
 from .output import JsonOpt, out, print_json
 
 people_app = typer.Typer(
@@ -269,26 +269,10 @@ def people_search(
 ) -> None:
     """Stored faces most like all of PERSON's faces, for a stated purpose and case."""
     bound = bind(ctx.obj.governance, purpose, case, authorisation)
-    engine, actions, who = _open(ctx, organisation)
+    engine, people, who = _open(ctx, organisation)
     with engine:
-        org = int(who.organisation_id or 0)
-        hits, searched, collections = engine.search_person(org, person, top, how)
-        actions.audit.record(
-            who,
-            SearchPerformed(
-                bound.purpose,
-                bound.case,
-                bound.authorisation,
-                None,
-                None,
-                collections,
-                [h.face_id for h in hits],
-                [round(h.score, 4) for h in hits],
-                searched,
-                authorisation_pending=bound.pending,
-                person_id=person,
-            ),
-        )
+        caller = Caller(engine.settings, engine, people.audit, who)
+        hits, _, _ = search_person(caller, bound, person, top, how)
     if as_json:
         print_json(
             [

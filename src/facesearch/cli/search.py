@@ -11,12 +11,11 @@ from rich import box
 from rich.table import Table
 
 from ..engine import Engine, SearchResult
-from ..governance.audit import SearchPerformed, Who
+from ..governance import actions
 from ..governance.purpose import bind
 from ..pipeline.video import time_text
 from ..sheet import contact_sheet
 from ..store.people import PeopleStore
-from .governance import governed, hash_of
 from .output import JsonOpt, out, print_json
 
 LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
@@ -48,20 +47,16 @@ def search(
 
     Example: facesearch search probe.jpg --purpose "missing person" --case MP-2024-17 --json
     """
+    # Refused before anything opens: the command line does not log its refusals (the API does).
     bound = bind(ctx.obj.governance, purpose, case, authorisation)
     data = photo.read_bytes()
     with Engine(ctx.obj) as engine:
-        audit, _ = governed(engine)
-        result = engine.search(data, top, face, collection or None)
+        result, _ = actions.search(
+            actions.Caller.command_line(engine), bound, data, top, face, collection
+        )
         persons = PeopleStore(engine.catalog).persons_of_faces(
             None, [h.face_id for h in result.hits]
         )
-        names = collection or [c["name"] for c in engine.catalog.collections()]
-        audit.record(Who.cli(), SearchPerformed(
-            bound.purpose, bound.case, bound.authorisation, hash_of(data), None, names,
-            [h.face_id for h in result.hits], [round(h.score, 4) for h in result.hits],
-            result.searched_faces, authorisation_pending=bound.pending,
-        ))  # fmt: skip
     if sheet is not None:
         sheet.write_bytes(contact_sheet(result.probe_faces[result.face_index], result.hits))
     if as_json:

@@ -36,10 +36,18 @@ def precision_threshold(
     fmr = tail_fmr(impostors, candidates)
     tmr = 1.0 - np.searchsorted(genuine, candidates, "left") / len(genuine)
     wrong = -np.expm1(gallery_size * np.log1p(-np.minimum(fmr, 1 - 1e-12)))
+    # Above the highest same-person score of the development data no search is
+    # observed, so nothing there can pass or fail: the threshold is the lowest observed
+    # score from which on every observed score passes, and out of reach (infinite) when
+    # even the highest fails. Counting the unobserved scores as failing made every
+    # threshold on real data infinite, where no same-person pair scores exactly 1.
+    observed = tmr > 0
     ok = wrong * precision <= (1 - precision) * tmr
-    bad = np.flatnonzero(~ok)
+    bad = np.flatnonzero(~ok & observed)
     first_ok = 0 if not len(bad) else bad[-1] + 1
-    return float(candidates[first_ok]) if first_ok < len(candidates) else float("inf")
+    if first_ok >= len(candidates) or not observed[first_ok]:
+        return float("inf")
+    return float(candidates[first_ok])
 
 
 TAIL_MIN_COUNT = 20

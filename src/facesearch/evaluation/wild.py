@@ -163,6 +163,7 @@ def run(
         remap[enrolled] = np.arange(len(enrolled))
         mated = keep[p.mate]
         missing = int((~mated).sum())
+        unenrolled_probes = p.probes[~mated]
         p = Plan(p.gallery[enrolled], p.probes[mated], remap[p.mate[mated]])
     else:
         missing = 0
@@ -188,7 +189,14 @@ def run(
     top = np.maximum(top, top_gallery) - offset(labelled, lever)
     if missing:
         row = _with_unenrolled(row, missing)
-        top = np.r_[top, np.full(missing, np.inf)]
+        # Their best result is always a wrong person; its score decides whether it is
+        # shown as a strong lead.
+        lost = probe_side[unenrolled_probes]
+        lost_top = (lost @ split.gallery.T).max(axis=1) if len(split.gallery) else -np.inf
+        for start in range(0, len(split.distractors), ident.BLOCK):
+            block = split.distractors[start : start + ident.BLOCK]
+            lost_top = np.maximum(lost_top, (lost @ block.T).max(axis=1))
+        top = np.r_[top, lost_top - offset(labelled, lever)]
         correct = np.r_[correct, np.zeros(missing, bool)]
     row["identities"] = len(p.gallery)
     return Outcome(row, det, top, correct)

@@ -139,6 +139,28 @@ class JobTakenOver(Event):
 
 
 @dataclass(frozen=True)
+class BackupMade(Event):
+    """`facesearch backup`: a copy of the store, and where its key file went (if anywhere)."""
+
+    action: ClassVar[str] = "backup"
+    destination: str
+    catalog: str
+    files: int
+    bytes: int
+    key_file: str | None
+
+
+@dataclass(frozen=True)
+class Restored(Event):
+    """`facesearch restore`: recorded in the restored store, after the backup's last entry."""
+
+    action: ClassVar[str] = "restore"
+    source: str
+    made_at: str
+    files: int
+
+
+@dataclass(frozen=True)
 class FacesErased(Event):
     action: ClassVar[str] = "erase"
     face_ids: list[int]

@@ -6,8 +6,7 @@ deleting (`Engine.erase_faces`, `Engine.purge_expired`) and knows nothing of thi
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,72 +16,14 @@ from ..clock import now
 from ..engine import Engine
 from ..pipeline.video import time_text
 from ..store import videos
-from ..store.audit import AuditStore
 from ..store.catalog import Collection
-from ..types import ImageResult
-from .audit import (
-    AccessReported,
-    AuditLog,
-    FacesErased,
-    PendingExpired,
-    RetentionPurged,
-    SearchPerformed,
-    Who,
-)
-from .crypto import open_sealed, seal
-from .purpose import expired_pending
+from . import actions
+from .audit import AccessReported, AuditLog, FacesErased, PendingExpired, RetentionPurged, Who
+from .blocklist import BLOCKLIST_KEY, Blocklist
+from .purpose import SearchPurpose, expired_pending
 
-BLOCKLIST_KEY = "blocklist"
-
-
-class Blocklist:
-    """Embeddings of erased persons, sealed with their own data key.
-
-    Checked at ingest: a face at or above `threshold` cosine similarity to any
-    entry is refused (counted and logged, never stored)."""
-
-    def __init__(self, engine: Engine, store: AuditStore, threshold: float) -> None:
-        self.engine = engine
-        self.store = store
-        self.threshold = threshold
-        self._matrix: np.ndarray | None = None
-
-    def _key(self) -> bytes:
-        return self.engine.catalog.data_key(None, BLOCKLIST_KEY)
-
-    def add(self, vectors: np.ndarray, organisation_id: int | None, reference: str) -> int:
-        spec = self.engine.embedder_spec
-        key = self._key()
-        for vector in vectors:
-            sealed = seal(key, np.asarray(vector, "<f4").tobytes(), BLOCKLIST_KEY.encode())
-            self.store.add_blocked(organisation_id, spec.name, spec.version, sealed, reference,
-                                   now())  # fmt: skip
-        self._matrix = None
-        return len(vectors)
-
-    def matrix(self) -> np.ndarray:
-        if self._matrix is None:
-            spec = self.engine.embedder_spec
-            rows = self.store.blocked(spec.name, spec.version)
-            key = self._key() if rows else b""
-            plain = [
-                np.frombuffer(open_sealed(key, s, BLOCKLIST_KEY.encode()), "<f4") for _, s in rows
-            ]
-            dim = spec.embedding_dim or 128
-            self._matrix = np.vstack(plain).astype(np.float32) if plain else np.zeros((0, dim))
-        return self._matrix
-
-    def screen(self, result: ImageResult) -> tuple[ImageResult, int]:
-        """The image with every face matching the block-list removed, and how many were."""
-        blocked = self.matrix()
-        if not len(blocked) or not result.faces:
-            return result, 0
-        faces = np.vstack([f.embedding for f in result.faces]).astype(np.float32)
-        hits = (faces @ blocked.T).max(axis=1) >= self.threshold
-        if not hits.any():
-            return result, 0
-        kept = [f for f, hit in zip(result.faces, hits, strict=True) if not hit]
-        return replace(result, faces=kept), int(hits.sum())
+__all__ = ["BLOCKLIST_KEY", "Blocklist", "HeldFace", "access_report", "erase",
+           "purge_expired_pending", "purge_retention"]  # fmt: skip
 
 
 @dataclass
@@ -99,22 +40,18 @@ class HeldFace:
 
 
 def access_report(
-    engine: Engine, audit: AuditLog, who: Who, photo: bytes, collections: list[str | Collection],
-    reference: str, received_at: str | None, threshold: float, top_k: int = 200,
+    engine: Engine, audit: AuditLog, who: Who, photo: bytes,
+    collections: list[str | Collection] | None, reference: str, received_at: str | None,
+    threshold: float, top_k: int = 200,
 ) -> tuple[list[HeldFace], int]:  # fmt: skip
-    """Every face of the person in `photo` held in `collections`, with the searches that
-    returned each; the search itself is logged as an access request. Returns the faces
-    and the sequence number of the logged search."""
-    result = engine.search(photo, top_k, None, collections)
-    hits = [h for h in result.hits if h.score >= threshold]
-    logged = audit.record(who, SearchPerformed(
-        purpose="data subject access request", case=reference, authorisation=None,
-        probe_sha256=hashlib.sha256(photo).hexdigest(), probe_face_id=None,
-        collections=[c if isinstance(c, str) else c.name for c in collections],
-        face_ids=[h.face_id for h in hits],
-        scores=[round(h.score, 4) for h in hits], searched_faces=result.searched_faces,
-        access_request=True,
-    ))  # fmt: skip
+    """Every face of the person in `photo` held in `collections` (None: every one of
+    `who`'s organisation), with the searches that returned each; the search itself is
+    logged as an access request. Returns the faces and the logged search's number."""
+    caller = actions.Caller(engine.settings, engine, audit, who)
+    purpose = SearchPurpose(actions.ACCESS_REQUEST, reference, None)
+    result, logged = actions.search(caller, purpose, photo, top_k, None, collections,
+                                    min_score=threshold, access_request=True)  # fmt: skip
+    hits = result.hits
     returned = audit.store.searches_returning([h.face_id for h in hits])
     held = [
         HeldFace(

@@ -101,6 +101,9 @@ class RowCipher:
     memory-mapped yet hold no plain embedding: any row is decrypted on its own
     (the counter is the byte offset), a block of rows in one call.
 
+    Format 1, without integrity: kept only to read indexes of earlier versions, which
+    are rewritten as AES-GCM blocks (sealed.py) when opened.
+
     Each file gets its own nonce (derived from its name, which carries the
     generation), so a key never encrypts two files with the same keystream."""
 

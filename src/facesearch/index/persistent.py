@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 
 from .. import faults
 from ..config import IndexSettings
@@ -42,18 +43,16 @@ from ..diskfull import writing
 from ..errors import FacesearchError
 from .agreement import membership_problems
 from .files import (
-    RowCipher,
     append,
     atomic_write,
     fsync_dir,
     fsync_file,
     locked,
     mapped,
-    mapped_rows,
     truncate,
-    vector_bytes,
 )
 from .ivf import IVFCandidates, auto_factory
+from .sealed import REPAIR, GcmBlocks, IndexDamaged, PlainRows, vector_layout
 
 # Faces added since the approximate index was last written: above this many,
 # closing the index writes it again so the next open has less to re-encode.
@@ -95,6 +94,8 @@ class Manifest:
     ivf_count: int = 0
     format: int = FORMAT
     sealed: bool = False  # vectors and IVF files encrypted with the index's key
+    # 1: a float32 row per slot (AES-CTR when sealed, before format 2); 2: AES-GCM blocks
+    vectors_format: int = 1
 
     @property
     def vectors_file(self) -> str:
@@ -130,13 +131,15 @@ class PersistentIndex:
     ) -> None:  # fmt: skip
         """`key` (32 bytes) encrypts the vectors and IVF files at rest; None keeps them plain."""
         self.folder = folder
-        self.cipher = RowCipher(_derive(key, b"rows")) if key else None
+        self._row_key = _derive(key, b"rows") if key else None
         self._ivf_key = _derive(key, b"ivf") if key else None
         self.dim = dim
         self.settings = settings
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = folder / "lock"
-        self._empty = Manifest(model, model_version, dim, sealed=key is not None)
+        layout = GcmBlocks.format if key else PlainRows.format
+        self._empty = Manifest(model, model_version, dim, sealed=key is not None,
+                               vectors_format=layout)  # fmt: skip
         self.m = self._empty
         self._stamp: bytes | None = None
         self._loaded = False
@@ -144,9 +147,19 @@ class PersistentIndex:
         self._dead: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted dead slots
         self._bits: np.ndarray | None = None
         with locked(self._lock, exclusive=True):
-            self._load(repair=True)
+            try:
+                self._load(repair=True)
+            except IndexDamaged:
+                # Every use raises it again until `rebuild` writes new files.
+                self.m, self._stamp, self._loaded = self._read_manifest(), None, False
+                return
+            if self.m.sealed and self.m.vectors_format < GcmBlocks.format:
+                self._rewrite(retrain=False)  # AES-CTR rows of an older version: migrate
 
     # state on disk
+
+    def _layout(self, m: Manifest):
+        return vector_layout(m.dim, self._row_key, m.vectors_format)
 
     def _manifest_path(self) -> Path:
         return self.folder / "manifest.json"
@@ -195,7 +208,7 @@ class PersistentIndex:
         if repair:
             for name in (m.vectors_file, m.ids_file, m.tombstones_file):
                 self._path(name).touch()
-            truncate(self._path(m.vectors_file), m.count * m.dim * 4)
+            truncate(self._path(m.vectors_file), self._layout(m).size(m.count))
             truncate(self._path(m.ids_file), m.count * 8)
             truncate(self._path(m.tombstones_file), m.tombstones * 8)
             keep = m.files() | {"manifest.json", "lock"}
@@ -217,9 +230,12 @@ class PersistentIndex:
             self._ivf = None
             self._dead = np.zeros(0, dtype=np.int64)
             if m.ivf_file:
-                self._ivf = IVFCandidates.read(
-                    self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
-                )
+                try:
+                    self._ivf = IVFCandidates.read(
+                        self._path(m.ivf_file), m.ivf_factory or "", self._ivf_key
+                    )
+                except InvalidTag:
+                    raise IndexDamaged(f"{m.ivf_file} fails authentication; {REPAIR}") from None
                 self.m = replace(self.m, count=m.ivf_count)
             self._extend(self.m, m)
         self.m = m
@@ -228,7 +244,7 @@ class PersistentIndex:
 
     def _extend(self, old: Manifest, new: Manifest) -> None:
         """Bring the in-memory state from `old` to `new` of the same generation."""
-        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
+        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         if self._ivf is not None:
             for start in range(old.count, new.count, CHUNK):
@@ -395,17 +411,13 @@ class PersistentIndex:
         last = int(self._ids[-1]) if m.count else 0
         if ids[0] <= max(last, 0) or np.any(np.diff(ids) <= 0):
             raise FacesearchError("face ids must be added in increasing order, each only once")
-        append(
-            self._path(m.vectors_file),
-            vector_bytes(self.cipher, m.vectors_file, m.count, vectors),
-            m.count * self.dim * 4,
-        )
+        self._layout(m).append(self._path(m.vectors_file), m.count, vectors)
         faults.point("index_write", f"{len(ids)} vectors appended, not their ids")
         append(self._path(m.ids_file), ids.tobytes(), m.count * 8)
         new = replace(
             m, count=m.count + len(ids), face_watermark=max(m.face_watermark, int(ids[-1]))
         )
-        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
+        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         if self._ivf is not None:
             self._ivf.add(m.count, vectors)
@@ -524,39 +536,47 @@ class PersistentIndex:
         started = time.perf_counter()
         with locked(self._lock, exclusive=True):
             self._load(repair=False)
-            old = self.m
-            live = np.setdiff1d(np.arange(old.count), self._dead, assume_unique=True)
-            new = replace(old, generation=old.generation + 1, count=0, tombstones=0,
-                          ivf_file=None, ivf_factory=None, ivf_count=0)  # fmt: skip
-            for name in (new.vectors_file, new.ids_file, new.tombstones_file):
-                self._path(name).write_bytes(b"")
-            ivf = self._ivf.empty_copy() if self._ivf is not None and not retrain else None
-            for start in range(0, len(live), CHUNK):
-                part = live[start : start + CHUNK]
-                vectors = np.asarray(self._vectors[part])
-                append(self._path(new.vectors_file),
-                       vector_bytes(self.cipher, new.vectors_file, start, vectors),
-                       start * self.dim * 4)  # fmt: skip
-                append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes(),
-                       start * 8)  # fmt: skip
-                if ivf is not None:
-                    ivf.add(start, vectors)
-            new = replace(new, count=len(live))
-            self._switch(old, new, ivf)
-        return {"faces": len(live), "removed": old.count - len(live),
+            faces, removed = self._rewrite(retrain)
+        return {"faces": faces, "removed": removed,
                 "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+
+    def _rewrite(self, retrain: bool) -> tuple[int, int]:
+        """Write the live faces as a new generation in the present format (under lock)."""
+        old = self.m
+        live = np.setdiff1d(np.arange(old.count), self._dead, assume_unique=True)
+        new = replace(old, generation=old.generation + 1, count=0, tombstones=0,
+                      ivf_file=None, ivf_factory=None, ivf_count=0,
+                      vectors_format=self._empty.vectors_format)  # fmt: skip
+        for name in (new.vectors_file, new.ids_file, new.tombstones_file):
+            self._path(name).write_bytes(b"")
+        layout = self._layout(new)
+        ivf = self._ivf.empty_copy() if self._ivf is not None and not retrain else None
+        for start in range(0, len(live), CHUNK):
+            part = live[start : start + CHUNK]
+            vectors = np.asarray(self._vectors[part])
+            layout.append(self._path(new.vectors_file), start, vectors)
+            append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes(),
+                   start * 8)  # fmt: skip
+            if ivf is not None:
+                ivf.add(start, vectors)
+        self._switch(old, replace(new, count=len(live)), ivf)
+        return len(live), old.count - len(live)
 
     def rebuild(self, catalog: CatalogSource) -> dict[str, int | float | str]:
         """Discard the index and build it again from the catalog alone."""
         started = time.perf_counter()
         with locked(self._lock, exclusive=True):
-            self._load(repair=True)
+            try:
+                self._load(repair=True)
+            except IndexDamaged:
+                self.m = self._read_manifest()  # what is damaged is what gets replaced
             old = self.m
             top_id, top_seq = catalog.index_marks()
             new = replace(self._empty, generation=old.generation + 1, face_watermark=top_id,
                           deletion_seq=top_seq)  # fmt: skip
             for name in (new.vectors_file, new.ids_file, new.tombstones_file):
                 self._path(name).write_bytes(b"")
+            layout = self._layout(new)
             after = count = 0
             while True:
                 ids, vectors = catalog.embeddings_between(
@@ -564,9 +584,7 @@ class PersistentIndex:
                 )
                 if not len(ids):
                     break
-                append(self._path(new.vectors_file),
-                       vector_bytes(self.cipher, new.vectors_file, count, vectors),
-                       count * self.dim * 4)  # fmt: skip
+                layout.append(self._path(new.vectors_file), count, vectors)
                 append(self._path(new.ids_file), np.asarray(ids, "<i8").tobytes(),
                        count * 8)  # fmt: skip
                 after, count = int(ids[-1]), count + len(ids)
@@ -577,7 +595,7 @@ class PersistentIndex:
         """Make `new` the committed generation (under lock), then drop the old files."""
         self._ivf = ivf
         self._dead = np.zeros(0, dtype=np.int64)
-        self._vectors = mapped_rows(self._path(new.vectors_file), new.count, new.dim, self.cipher)
+        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
         self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
         self.m = new
         if ivf is not None:
@@ -593,7 +611,7 @@ class PersistentIndex:
         """Prove that index and catalog agree; returns the checks and any problems."""
         with locked(self._lock, exclusive=True):
             self._load(repair=False)
-            problems: list[str] = []
+            problems = self._layout(self.m).check(self._path(self.m.vectors_file), self.m.count)
             ids = np.asarray(self._ids)
             if len(ids) > 1 and np.any(np.diff(ids) <= 0):
                 problems.append("face ids in the index are not strictly increasing")
@@ -606,9 +624,10 @@ class PersistentIndex:
             checked = rng.choice(live, min(sample, len(live)), replace=False) if len(live) else live
             stored = catalog.embeddings_of(checked)
             slots = self._slots_of(np.sort(checked))
+            # A block that fails authentication cannot be compared: reported above.
             differ = sum(
                 1
-                for slot in slots
+                for slot in ([] if problems else slots)
                 if not np.array_equal(self._vectors[slot], stored.get(int(self._ids[slot])))
             )
             if differ:

@@ -31,26 +31,37 @@ CHUNK = 5000
 Progress = Callable[[str, int, int], None]
 
 
+def score_at(spec: ModelSpec, fmr: float, fallback: float) -> float:
+    """The recogniser's score at false match rate `fmr`, from its calibration."""
+    cal = calibration.for_model(spec, False)
+    if cal is None:
+        return fallback
+    # fmrs fall as scores rise; interpolate log(fmr) → score.
+    logs = np.log10(np.maximum(cal.fmrs, 1e-300))
+    target = np.log10(fmr)
+    if target <= logs[-1]:
+        return float(cal.scores[-1])
+    return float(np.interp(-target, -logs, cal.scores))
+
+
 def threshold_for(spec: ModelSpec, settings: PeopleSettings) -> float:
     """The edge threshold: set explicitly, or the model's score at `edge_fmr`."""
     if settings.threshold is not None:
         return settings.threshold
-    cal = calibration.for_model(spec, False)
-    if cal is None:
-        return 0.5
-    # fmrs fall as scores rise; interpolate log(fmr) → score.
-    logs = np.log10(np.maximum(cal.fmrs, 1e-300))
-    target = np.log10(settings.edge_fmr)
-    if target <= logs[-1]:
-        return float(cal.scores[-1])
-    return float(np.interp(-target, -logs, cal.scores))
+    return score_at(spec, settings.edge_fmr, 0.5)
+
+
+def centroid_threshold_for(spec: ModelSpec, settings: PeopleSettings) -> float:
+    if settings.centroid_threshold is not None:
+        return settings.centroid_threshold
+    return score_at(spec, settings.centroid_fmr, 0.6)
 
 
 def params_for(spec: ModelSpec, settings: PeopleSettings) -> Params:
     threshold = threshold_for(spec, settings)
     return Params(
         threshold=threshold,
-        centroid_threshold=threshold + settings.centroid_margin,
+        centroid_threshold=centroid_threshold_for(spec, settings),
         k=settings.neighbours,
         min_faces=settings.min_faces,
         quality_floor=settings.quality_floor,
@@ -137,7 +148,7 @@ class People:
         step = assign(
             Faces(vectors, known.images, known.quality),
             known_person,
-            Faces(new.vectors[rows], new.images[rows], new.quality[rows]),
+            Faces(new.vectors[rows], new.images[rows], new.quality[rows], new.tracks[rows]),
             self.params,
             refused,
         )

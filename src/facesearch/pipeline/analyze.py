@@ -81,22 +81,24 @@ class Analyzer:
         return results
 
     def faces(
-        self, pixels: np.ndarray, timings: dict[str, float] | None = None
-    ) -> list[FaceRecord]:
-        """Every face in a BGR image, detected, aligned, scored and embedded."""
+        self, pixels: np.ndarray, timings: dict[str, float] | None = None,
+        max_side: int | None = None,
+    ) -> list[FaceRecord]:  # fmt: skip
+        """Every face in a BGR image, detected (on a copy at most `max_side` pixels long,
+        where given), aligned, scored and embedded."""
         timings = timings if timings is not None else {}
-        detections, aligned, model_crops = self._prepare(pixels, timings)
+        detections, aligned, model_crops = self._prepare(pixels, timings, max_side)
         clock = time.perf_counter()
         vectors = embed_crops(self.embedder, model_crops)
         timings["embed"] = time.perf_counter() - clock
         return self._records(detections, aligned, vectors)
 
     def _prepare(
-        self, pixels: np.ndarray, timings: dict[str, float]
+        self, pixels: np.ndarray, timings: dict[str, float], max_side: int | None = None
     ) -> tuple[list[Detection], list[np.ndarray], list[np.ndarray]]:
         """Detections, their template crops (thumbnails, quality) and the model's inputs."""
         clock = time.perf_counter()
-        detections = self.detector.detect(pixels)
+        detections = self.detector.detect(pixels, max_side)
         timings["detect"] = time.perf_counter() - clock
         clock = time.perf_counter()
         aligned = [align(pixels, d.landmarks) for d in detections]

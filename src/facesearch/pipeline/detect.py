@@ -26,14 +26,15 @@ class Detector:
             settings.top_k,
         )
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
         """Faces in a BGR image, best score first, in its own pixel coordinates.
 
-        Detection runs on a copy no larger than `max_side`; big photos gain
-        nothing from more pixels at this stage, and crops come from the original.
+        Detection runs on a copy no larger than `max_side` (the setting's unless
+        given: video frames use their own); big photos gain nothing from more
+        pixels at this stage, and crops come from the original.
         """
         height, width = image.shape[:2]
-        scale = min(1.0, self.settings.max_side / max(height, width))
+        scale = min(1.0, (max_side or self.settings.max_side) / max(height, width))
         small = image
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))

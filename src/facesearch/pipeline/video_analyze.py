@@ -53,7 +53,7 @@ def analyze_segment(analyzer: Analyzer, work: SegmentWork) -> SegmentResult:
         for frame in sample(work.item.path, settings, work.start_ms, work.end_ms):
             timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - clock
             stage: dict[str, float] = {}
-            faces = analyzer.faces(frame.pixels, stage)
+            faces = analyzer.faces(frame.pixels, stage, settings.detect_max_side)
             for name, seconds in stage.items():
                 timings[name] = timings.get(name, 0.0) + seconds
             tracker.add(frame.time_ms, frame.shot, faces)

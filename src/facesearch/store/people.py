@@ -70,10 +70,11 @@ class ClusterInput:
 
     ids: np.ndarray
     vectors: np.ndarray
-    images: np.ndarray
+    images: np.ndarray  # cannot-link key: the photo, or the moment of a video
     quality: np.ndarray
     person: np.ndarray  # -1: no person
     pinned: np.ndarray  # bool
+    tracks: np.ndarray  # the face's video track, -1 for none (faces of a track: one person)
 
 
 def check_name(name: str) -> str | None:
@@ -243,7 +244,8 @@ class PeopleStore:
     ) -> ClusterInput:
         rows = self.conn.execute(
             "SELECT f.id, f.image_id, f.quality, f.embedding, f.collection_id, pf.person_id, "
-            "pf.pinned FROM faces f JOIN collections c ON c.id = f.collection_id "
+            "pf.pinned, f.track_id, f.time_ms FROM faces f "
+            "JOIN collections c ON c.id = f.collection_id "
             "LEFT JOIN person_faces pf ON pf.face_id = f.id "
             "WHERE c.organisation_id = ? AND f.model = ? AND f.model_version = ? "
             "AND f.id > ? AND (? IS NULL OR f.id <= ?) ORDER BY f.id",
@@ -258,10 +260,15 @@ class PeopleStore:
         return ClusterInput(
             np.array([r[0] for r in rows], np.int64),
             vectors,
-            np.array([r[1] for r in rows], np.int64),
+            # Faces that cannot be one person share a key: those of one photo, or of one
+            # moment of one video (a video's faces at different moments may be one person).
+            np.array(
+                [r[1] if r[8] is None else -(r[1] * 100_000_000 + r[8]) - 1 for r in rows], np.int64
+            ),
             np.array([r[2] for r in rows], np.float32),
             np.array([-1 if r[5] is None else r[5] for r in rows], np.int64),
             np.array([bool(r[6]) for r in rows], bool),
+            np.array([-1 if r[7] is None else r[7] for r in rows], np.int64),
         )
 
     def assignments(self, organisation_id: int, model: str, version: str) -> dict[int, int]:
@@ -549,7 +556,8 @@ class PeopleStore:
                 raise Conflict("persons of two recognisers cannot be merged")
             clash = self.conn.execute(
                 "SELECT COUNT(*) FROM person_faces a JOIN faces fa ON fa.id = a.face_id "
-                "JOIN faces fb ON fb.image_id = fa.image_id JOIN person_faces b "
+                "JOIN faces fb ON fb.image_id = fa.image_id "
+                "AND COALESCE(fb.time_ms, -1) = COALESCE(fa.time_ms, -1) JOIN person_faces b "
                 "ON b.face_id = fb.id WHERE a.person_id = ? AND b.person_id = ?",
                 (source.id, target.id),
             ).fetchone()[0]
@@ -648,7 +656,8 @@ class PeopleStore:
                 target = other.id
                 marks = ",".join("?" * len(wanted))
                 clash = self.conn.execute(
-                    f"SELECT COUNT(*) FROM faces fa JOIN faces fb ON fb.image_id = fa.image_id "
+                    "SELECT COUNT(*) FROM faces fa JOIN faces fb ON fb.image_id = fa.image_id "
+                    "AND COALESCE(fb.time_ms, -1) = COALESCE(fa.time_ms, -1) "
                     f"JOIN person_faces b ON b.face_id = fb.id WHERE fa.id IN ({marks}) "
                     f"AND b.person_id = ?",
                     [*wanted, target],

@@ -34,8 +34,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 # (path, label, permission needed to see it)
 PAGES = (
     ("/search", "Search", P.SEARCH),
+    ("/people", "People", P.FACES_READ),
     ("/collections", "Collections", P.COLLECTIONS_READ),
-    ("/admin", "People", P.USERS_READ),
+    ("/admin", "Accounts", P.USERS_READ),
     ("/oversight", "Oversight", P.AUDIT_READ),
     ("/account", "Account", P.ACCOUNT),
 )
@@ -62,7 +63,7 @@ def _render(request: Request, name: str, actor: Actor | None, status: int = 200,
     )  # fmt: skip
 
 
-def _page(request: Request, services, name: str, permission: Permission) -> Response:
+def _page(request: Request, services, name: str, permission: Permission, **context) -> Response:
     actor = _actor(request, services)
     if actor is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
@@ -70,7 +71,7 @@ def _page(request: Request, services, name: str, permission: Permission) -> Resp
         return RedirectResponse("/account", status_code=303)
     if not actor.can(permission):
         return _render(request, "forbidden.html", actor, status=403)
-    return _render(request, name, actor)
+    return _render(request, name, actor, **context)
 
 
 def _safe_next(target: str | None) -> str:
@@ -145,6 +146,18 @@ def logout_form(request: Request, services: ServicesDep, csrf_token: str = Form(
 @router.get("/search", response_class=HTMLResponse)
 def search_page(request: Request, services: ServicesDep) -> Response:
     return _page(request, services, "search.html", P.SEARCH)
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_page(request: Request, services: ServicesDep) -> Response:
+    return _page(request, services, "people.html", P.FACES_READ)
+
+
+@router.get("/people/{person_id}", response_class=HTMLResponse)
+def person_page(person_id: int, request: Request, services: ServicesDep) -> Response:
+    # The person itself comes from GET /api/people/{id}, which scopes it to the
+    # organisation; the shell only carries the id.
+    return _page(request, services, "person.html", P.FACES_READ, person_id=person_id)
 
 
 @router.get("/collections", response_class=HTMLResponse)

@@ -10,13 +10,14 @@ from pathlib import Path, PurePath
 from fastapi import APIRouter, File, Response, UploadFile, status
 
 from ...errors import Conflict, ImageTooLarge, NotFound, UnsupportedImage
-from ...governance.audit import CollectionChanged, IngestStarted
+from ...governance import actions
+from ...governance.audit import CollectionChanged
 from ...governance.auth import Actor, Permission
 from ...pipeline.sources import MEDIA_SUFFIXES
 from ...pipeline.video import is_video
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import CollectionCreate, CollectionOut, CollectionUpdate, JobOut
-from ..scope import own_collection
+from ..scope import caller, own_collection
 from ..state import Services
 
 router = APIRouter(prefix="/api/collections", tags=["collections"])
@@ -136,7 +137,8 @@ def upload_images(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     job = services.runner.submit(collection.id, "upload", [folder], actor.user_id)
-    services.record(actor, IngestStarted(name, [f"upload of {len(files)} files"], job.id))
+    actions.ingest_started(caller(services, actor), name, [f"upload of {len(files)} files"],
+                           job.id)  # fmt: skip
     return JobOut.of(job)
 
 

@@ -14,14 +14,14 @@ from fastapi.responses import StreamingResponse
 from PIL import Image, UnidentifiedImageError
 
 from ...errors import NotFound
-from ...governance.audit import ImageViewed
+from ...governance import actions
 from ...governance.auth import Actor, Permission
 from ...pipeline.decode import decode
 from ...store import videos
 from ...store.catalog import Catalog
 from ..deps import ServicesDep, require
 from ..schemas import Box, FaceBrief, FaceOut, ImageOut, TrackOut, VideoMoment
-from ..scope import own_collection, own_face, own_image
+from ..scope import caller, own_collection, own_face, own_image
 
 router = APIRouter(prefix="/api", tags=["images and faces"])
 P = Permission
@@ -101,7 +101,7 @@ def get_image_file(
     image = own_image(services.catalog, actor, image_id)
     if videos.media(services.catalog, image_id)["kind"] == "video":
         return get_clip(image_id, request, services, actor)
-    services.record(actor, ImageViewed(image_id, None, "image"))
+    actions.viewed(caller(services, actor), image_id, None, "image")
     limit = services.settings.decode.max_bytes
     try:
         with Path(image["path"]).open("rb") as f:
@@ -125,14 +125,19 @@ def get_image_file(
 def get_face(face_id: int, services: ServicesDep, actor: Actor = require(P.FACES_READ)) -> FaceOut:
     """A stored face: where it appears (image, collection, source, date) and its box."""
     row = own_face(services.catalog, actor, face_id)
-    services.record(actor, ImageViewed(row.image_id, face_id, "face"))
+    actions.viewed(caller(services, actor), row.image_id, face_id, "face")
+    moment = videos.moments(services.catalog, [face_id]).get(face_id)
+    extra = {}
+    if moment is not None:
+        extra = {"video": VideoMoment(**moment.as_dict()),
+                 "clip_url": f"/api/images/{row.image_id}/clip"}  # fmt: skip
     return FaceOut(
         id=row.face_id, image_id=row.image_id, collection=row.collection,
         filename=PurePath(row.path).name, source_url=row.source_url,
         captured_at=row.captured_at, box=Box.of(row.box), det_score=round(row.det_score, 4),
         quality=round(row.quality, 4), model=row.model, model_version=row.model_version,
         thumbnail_url=f"/api/faces/{face_id}/thumbnail",
-        image_url=f"/api/images/{row.image_id}/file",
+        image_url=f"/api/images/{row.image_id}/file", **extra,
     )  # fmt: skip
 
 
@@ -184,7 +189,7 @@ def get_clip(
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     start, end = span
     if start == 0:
-        services.record(actor, ImageViewed(image_id, None, "video"))
+        actions.viewed(caller(services, actor), image_id, None, "video")
     headers["Content-Length"] = str(end - start + 1)
     status = 200
     if asked:

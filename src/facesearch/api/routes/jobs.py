@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import StreamingResponse
 
 from ...errors import NotFound
-from ...governance.audit import IngestStarted
+from ...governance import actions
 from ...governance.auth import Actor, Permission, PermissionDenied
 from ...store.jobs import Job
 from ..deps import ServicesDep, require
 from ..schemas import JobCreate, JobOut
-from ..scope import own_collection
+from ..scope import caller, own_collection
 from ..state import Services
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -70,7 +70,8 @@ def start_job(body: JobCreate, services: ServicesDep, actor: Actor = require(P.I
     collection = own_collection(services.catalog, actor, body.collection)
     paths = [allowed_path(services, raw) for raw in body.paths]
     job = services.runner.submit(collection.id, "paths", paths, actor.user_id)
-    services.record(actor, IngestStarted(collection.name, [str(p) for p in paths], job.id))
+    actions.ingest_started(caller(services, actor), collection.name, [str(p) for p in paths],
+                           job.id)  # fmt: skip
     return JobOut.of(job)
 
 

@@ -11,14 +11,12 @@ from datetime import datetime
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from ...errors import FacesearchError, ImageTooLarge
-from ...governance import oversight
-from ...governance.audit import Exported, Who, audit_log
+from ...governance import actions, oversight
 from ...governance.auth import Actor, Permission
-from ...governance.rights import Blocklist, access_report, erase
+from ...governance.rights import access_report, erase
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import ErasureIn
-from ..scope import own_collections, own_face, own_image, own_track
-from ..state import client_origin
+from ..scope import caller, own_collections, own_face, own_image, own_track, who_is
 
 router = APIRouter(tags=["oversight"])
 
@@ -33,17 +31,17 @@ def audit_entries(
 ):  # fmt: skip
     """The organisation's audit entries, newest first, filtered; `format=csv` exports
     them (the export itself is logged)."""
+    if format == "csv":
+        exported: list[str] = []
+        actions.audit_export(caller(services, actor), exported.append, action, actor_name, case,
+                             since, until, limit)  # fmt: skip
+        return Response(
+            exported[0], media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+        )  # fmt: skip
     rows = services.audit.store.query(
         actor.organisation_id, action, actor_name, case, since, until, limit
     )
-    if format == "csv":
-        services.record(actor, Exported("audit log", len(rows), {
-            "action": action, "actor": actor_name, "case": case, "since": since,
-            "until": until}))  # fmt: skip
-        return Response(
-            oversight.to_csv(rows), media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
-        )  # fmt: skip
     return [oversight.entry_json(r) for r in rows]
 
 
@@ -85,7 +83,7 @@ def rights_access(
     if len(data) > limit:
         raise ImageTooLarge(f"the photo is above the limit of {limit:,} bytes")
     chosen = own_collections(services.catalog, actor)
-    who = Who(actor.username, actor.organisation_id, client_origin.get())
+    who = who_is(actor)
     with services.engine_lock:
         held, seq = access_report(
             services.engine, services.audit, who, data, chosen, reference,
@@ -111,11 +109,10 @@ def rights_erase(
         own_track(services.catalog, actor, track_id)
     for video_id in body.video_ids:
         own_image(services.catalog, actor, video_id)
-    who = Who(actor.username, actor.organisation_id, client_origin.get())
+    who = who_is(actor)
     engine = services.engine
     # Written through the engine's catalog: erasure and its record commit together.
-    audit = audit_log(services.settings, engine.catalog.transaction, lambda: engine.catalog.conn)
-    blocklist = Blocklist(engine, audit.store, services.settings.governance.blocklist_threshold)
+    audit, blocklist = actions.governed(engine)
     with services.engine_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
                       services.settings.uploads_dir, body.track_ids, body.video_ids)  # fmt: skip

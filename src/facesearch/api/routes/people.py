@@ -13,7 +13,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from ...errors import FacesearchError
-from ...governance.audit import PersonChanged, SearchPerformed, Who, audit_log
+from ...governance import actions
+from ...governance.audit import PersonChanged, Who
 from ...governance.auth import Actor, Permission
 from ...governance.purpose import bind
 from ...people.actions import PersonActions
@@ -21,7 +22,8 @@ from ...people.search import HOW
 from ...store.people import NAME_LIMIT, PeopleStore, Person
 from ..deps import ServicesDep, require
 from ..schemas import Box, Match
-from ..state import Services, client_origin
+from ..scope import caller, who_is
+from ..state import Services
 
 router = APIRouter(prefix="/api/people", tags=["people"])
 P = Permission
@@ -132,9 +134,7 @@ class PersonSearchOut(BaseModel):
 def _actions(services: Services, actor: Actor) -> tuple[PersonActions, Who]:
     catalog = services.catalog
     # The audit entry commits with the change: through this catalog's connection.
-    audit = audit_log(services.settings, catalog.transaction, lambda: catalog.conn)
-    who = Who(actor.username, actor.organisation_id, client_origin.get())
-    return PersonActions(catalog, audit), who
+    return PersonActions(catalog, actions.catalog_audit(services.settings, catalog)), who_is(actor)
 
 
 def _detail(store: PeopleStore, organisation_id: int, person_id: int) -> PersonDetail:
@@ -255,15 +255,9 @@ def search_person(
         raise FacesearchError(f"how must be one of {', '.join(HOW)}")
     response.headers["Cache-Control"] = "no-store"
     PeopleStore(services.catalog).person(actor.organisation_id, person_id)
-    with services.engine_lock:
-        hits, searched, names = services.engine.search_person(
-            actor.organisation_id, person_id, body.top, body.how
-        )
-    entry = services.record(actor, SearchPerformed(
-        bound.purpose, bound.case, bound.authorisation, None, None, names,
-        [h.face_id for h in hits], [round(h.score, 4) for h in hits], searched,
-        authorisation_pending=bound.pending, person_id=person_id,
-    ))  # fmt: skip
+    hits, searched, entry = actions.search_person(
+        caller(services, actor), bound, person_id, body.top, body.how
+    )
     return PersonSearchOut(
         person=person_id, how=body.how, searched_faces=searched,
         matches=[Match.from_hit(h) for h in hits], search_id=entry.seq,

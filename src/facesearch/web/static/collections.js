@@ -55,7 +55,7 @@
         button.textContent = "Uploading…";
         try {
           const job = await api("POST", `/api/collections/${encodeURIComponent(c.name)}/uploads`, body);
-          toast(`job #${job.id} queued: ${files.files.length} photos`);
+          toast(`job #${job.id} queued: ${files.files.length} files`);
           form.reset();
           label.textContent = "Add photos…";
           await loadJobs();
@@ -96,7 +96,10 @@
     fill.style.width = pct + "%";
     return el("td", { class: "progress" },
       el("span", { class: "bar" + (job.status === "running" ? " live" : "") }, fill),
-      el("small", { text: `${job.done.toLocaleString()} / ${job.total.toLocaleString()}` }));
+      el("small", { text: `${job.done.toLocaleString()} / ${job.total.toLocaleString()}` }),
+      // Videos: seconds of video stored of those the run has to analyse.
+      job.video_seconds_total ? el("small", { class: "video-progress",
+        text: ` · video ${Math.round(job.video_seconds)} / ${Math.round(job.video_seconds_total)} s` }) : null);
   }
 
   function rowFor(job) {

@@ -161,6 +161,8 @@
         el("span", { class: "bar" }, bar),
         el("span", { class: "collection", text: m.collection }),
         el("span", { class: "date", text: date(m.captured_at) || "date unknown" }),
+        m.person ? el("a", { class: "person", href: `/people/${m.person.id}`,
+          text: `${m.person.name || "person " + m.person.id} · ${m.person.faces} photos` }) : null,
         m.source_url
           ? el("a", { href: m.source_url, target: "_blank", rel: "noopener noreferrer", class: "source", text: "source ↗" })
           : el("span", { class: "source muted", text: m.filename })));
