@@ -9,6 +9,10 @@ exist under ../shared/data (or $FACESEARCH_DATA), else skipped with the reason:
 - `lfw`: LFW's 1,680 people with two or more photos; distractors LFW's one-image
   people, UTKFace and AT&T, less the reviewed duplicates of gallery people
   (bench/distractors/lfw-duplicates.csv). Enrolment `first` and `hard`.
+- `deepface-wild`: the `wild/` photos (deepface's test set: unconstrained photos of
+  public figures, varied size, light and pose), people joined by their labelled
+  same-person pairs; distractors LFW's one-image people and UTKFace. Enrolment
+  `first` and `hard`. Small (a few dozen probes) but not news photos.
 - `att`: AT&T's 40 people (grayscale, studio); distractors LFW's one-image people and
   UTKFace.
 
@@ -25,6 +29,7 @@ Writes bench/results/recognisers.json (rows) and bench/results/eval/wild/ (CMC, 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -62,6 +67,41 @@ def lfw_split() -> tuple[dict[str, list[Path]], list[Path]]:
     return multi, singles
 
 
+def wild_identities(folder: Path) -> dict[str, list[Path]]:
+    """People of the `wild/` photos (deepface's test set: unconstrained photos of public
+    figures), from its labelled pairs: photos joined by a same-person pair are one
+    person. A different-person pair inside one person would be a labelling error."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    pairs = []
+    for name in ("master.csv", "face-recognition-pivot.csv"):
+        if not (folder / name).is_file():
+            continue
+        with (folder / name).open(newline="") as f:
+            for row in csv.DictReader(f):
+                a, b = Path(row["file_x"]).name, Path(row["file_y"]).name
+                same = (row.get("Decision") or row.get("decision") or "").lower() == "yes"
+                pairs.append((a, b, same))
+                if same:
+                    parent[root(a)] = root(b)
+                else:
+                    root(a), root(b)
+    if any(not same and root(a) == root(b) for a, b, same in pairs):
+        raise SystemExit(f"{folder}: a different-person pair joins one person")
+    people: dict[str, list[Path]] = {}
+    for photo in sorted(parent, key=lambda n: (len(n), n)):
+        if (folder / photo).is_file():
+            people.setdefault(f"person-{root(photo)}", []).append(folder / photo)
+    return people
+
+
 def sets(enrolments: list[str]) -> tuple[list[dict], list[str]]:
     """The protocol sets present, and why the others were skipped."""
     found, skipped = [], []
@@ -89,6 +129,17 @@ def sets(enrolments: list[str]) -> tuple[list[dict], list[str]]:
             })  # fmt: skip
     else:
         skipped.append("lfw-wild: LFW or UTKFace is absent")
+    photos = DATA / "wild"
+    if (photos / "master.csv").is_file() and lfw_ok and utk.is_dir():
+        _, singles = lfw_split()
+        for enrolment in enrolments:
+            found.append({
+                "dataset": f"deepface-wild-{enrolment}", "identities": wild_identities(photos),
+                "distractors": singles + image_files(utk), "exclude": None,
+                "enrolment": enrolment,
+            })  # fmt: skip
+    else:
+        skipped.append("deepface-wild: wild/master.csv, LFW or UTKFace is absent")
     if (DATA / "att_orl").is_dir() and lfw_ok and utk.is_dir():
         _, singles = lfw_split()
         found.append({

@@ -374,4 +374,7 @@ class ErasureIn(BaseModel):
     video_ids: list[int] = Field(
         default_factory=list, max_length=1_000, description="videos (image ids): all their faces"
     )
+    person_ids: list[int] = Field(
+        default_factory=list, max_length=1_000, description="persons (people/): all their faces"
+    )
     reference: str = Field(min_length=1, max_length=200, description="the erasure request")

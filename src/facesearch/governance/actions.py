@@ -26,9 +26,11 @@ from ..store.db import Database
 from ..types import Hit
 from . import oversight
 from .audit import (
+    AccountChanged,
     AuditLog,
     AuthorisationConfirmed,
     BackupMade,
+    CollectionChanged,
     Exported,
     ImageViewed,
     IngestFinished,
@@ -345,6 +347,19 @@ def ingest_ended(
         status = "failed" if isinstance(exc, Exception) else "interrupted"
     return ingest_finished(caller, collection, status, report.images, report.faces,
                            report.blocked, report.run_id)  # fmt: skip
+
+
+# Collections and accounts (through the API)
+
+
+def collection_changed(caller: Caller, collection: str, change: str) -> Entry:
+    """A collection was created, its retention changed, or it was deleted."""
+    return caller.record(CollectionChanged(collection, change))
+
+
+def account_changed(caller: Caller, target: str, change: str) -> Entry:
+    """An account or one of its tokens was created, changed, unlocked or revoked."""
+    return caller.record(AccountChanged(target, change))
 
 
 # Backups

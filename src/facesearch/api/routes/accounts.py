@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from ...errors import Conflict, NotFound
-from ...governance.audit import AccountChanged
+from ...governance import actions
 from ...governance.auth import Actor, Permission, Role, new_password, stamp
 from ..deps import ServicesDep, require
 from ..schemas import (
@@ -19,6 +19,7 @@ from ..schemas import (
     UserOut,
     UserUpdate,
 )
+from ..scope import caller
 from ..state import Services
 
 router = APIRouter(prefix="/api", tags=["accounts"])
@@ -83,7 +84,7 @@ def create_user(
         created_by=actor.user_id,
     )  # fmt: skip
     generated = password if body.password is None else None
-    services.record(actor, AccountChanged(user.username, f"created as {user.role}"))
+    actions.account_changed(caller(services, actor), user.username, f"created as {user.role}")
     return UserCreated(**UserOut.of(user).model_dump(), one_time_password=generated)
 
 
@@ -121,8 +122,8 @@ def update_user(
         password = new_password()
         user = services.auth.set_password(user, password, must_change=True)
     change = ", ".join(f"{k}={v}" for k, v in changes.items())
-    services.record(actor, AccountChanged(
-        user.username, change + (", password reset" if password else "")))  # fmt: skip
+    actions.account_changed(caller(services, actor), user.username,
+                            change + (", password reset" if password else ""))  # fmt: skip
     return UserCreated(**UserOut.of(user).model_dump(), one_time_password=password)
 
 
@@ -133,7 +134,7 @@ def unlock_user(
     """Lift a lock-out after too many failed logins (the failures are forgotten too)."""
     user = services.accounts.user(user_id)
     was_locked = services.throttle.unlock(user.username)
-    services.record(actor, AccountChanged(user.username, "login lock lifted"))
+    actions.account_changed(caller(services, actor), user.username, "login lock lifted")
     return {"username": user.username, "was_locked": was_locked}
 
 
@@ -162,7 +163,7 @@ def create_token(
         actor.check(P.TOKENS_MANAGE)
     owner = services.accounts.user(user_id)
     secret, record = services.auth.create_token(owner, body.name, body.days)
-    services.record(actor, AccountChanged(owner.username, f"token {record.id} created"))
+    actions.account_changed(caller(services, actor), owner.username, f"token {record.id} created")
     return TokenCreated(**TokenOut.of(record).model_dump(), token=secret)
 
 
@@ -175,5 +176,7 @@ def revoke_token(
     if token.user_id != actor.user_id and not actor.can(P.TOKENS_MANAGE):
         raise NotFound(f"no token with id {token_id}")
     revoked = services.accounts.revoke_token(token_id)
-    services.record(actor, AccountChanged(f"user {token.user_id}", f"token {token_id} revoked"))
+    actions.account_changed(
+        caller(services, actor), f"user {token.user_id}", f"token {token_id} revoked"
+    )
     return TokenOut.of(revoked)

@@ -11,10 +11,10 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 
 from ...errors import Conflict, ImageTooLarge, NotFound, UnsupportedImage
 from ...governance import actions
-from ...governance.audit import CollectionChanged
 from ...governance.auth import Actor, Permission
 from ...pipeline.sources import MEDIA_SUFFIXES
 from ...pipeline.video import is_video
+from ...store.people import PeopleStore
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import CollectionCreate, CollectionOut, CollectionUpdate, JobOut
 from ..scope import caller, own_collection
@@ -48,7 +48,7 @@ def create_collection(
     services.catalog.create_collection(
         body.name, body.source, body.legal_basis, body.retention_days, actor.organisation_id
     )
-    services.record(actor, CollectionChanged(body.name, "created"))
+    actions.collection_changed(caller(services, actor), body.name, "created")
     return _out(services, actor, body.name)
 
 
@@ -67,7 +67,9 @@ def update_collection(
     """Change the retention period (null keeps the collection until deleted)."""
     collection = own_collection(services.catalog, actor, name)
     services.catalog.set_retention(collection, body.retention_days)
-    services.record(actor, CollectionChanged(name, f"retention {body.retention_days} days"))
+    actions.collection_changed(
+        caller(services, actor), name, f"retention {body.retention_days} days"
+    )
     return _out(services, actor, name)
 
 
@@ -80,7 +82,9 @@ def delete_collection(
     if services.jobs.active_in(collection.id):
         raise Conflict(f"an ingest job is queued or running on {name!r}; cancel it first")
     services.catalog.delete_collection(collection)
-    services.record(actor, CollectionChanged(name, "deleted with its data key"))
+    # Persons whose every face was in it go too (names and all).
+    PeopleStore(services.catalog).remove_orphans(actor.organisation_id)
+    actions.collection_changed(caller(services, actor), name, "deleted with its data key")
     shutil.rmtree(services.settings.uploads_dir / str(collection.id), ignore_errors=True)
     with services.engine_lock:
         services.engine.reload_index()
