@@ -95,3 +95,31 @@ def test_a_catalog_over_a_shared_database_leaves_it_open(catalog_location, tmp_p
     # Closed, a database opens its connections again when used (a restarted app).
     assert db.conn.execute("SELECT COUNT(*) FROM collections").fetchone()[0] == 1
     db.close()
+
+
+def test_threads_of_one_server_share_one_catalog(catalog_location, tmp_path):
+    """What the server does: request threads write and read through one catalog while
+    others read; every write lands once, and no thread sees a half-made collection."""
+    db = Database(catalog_location)
+    catalog = open_catalog(db, tmp_path)
+    problems: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                made = catalog.create_collection(f"c{n}-{i}", "s", "b")
+                assert catalog.collection(made.name).id == made.id
+                assert len(catalog.collections()) >= i + 1
+        except BaseException as exc:  # reported below, from the test's thread
+            problems.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert problems == []
+        assert len(catalog.collections()) == 60
+    finally:
+        db.close()
