@@ -53,9 +53,9 @@ class SearchResult:
 
 class Engine:
     """Searches may run in many threads at once: each borrows one of `search_models`
-    analyzers (OpenCV's nets are not safe for concurrent use) and reads the catalog
-    through `reader` (a connection of its own thread); the index takes care of its own
-    readers and writers. Writes (ingest, erasure) go through `catalog`, one at a time."""
+    analyzers (OpenCV's nets are not safe for concurrent use) and reads the catalog on
+    its own thread's connection (the database's reader, or `reader` where given); the
+    index takes care of its own readers and writers."""
 
     def __init__(
         self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None,

@@ -4,21 +4,17 @@ restart forgets none of them."""
 
 from __future__ import annotations
 
-from .connections import ThreadConnections
+from .db import Database
 
 
 class Logins:
-    def __init__(self, db: ThreadConnections) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def locked_until(self, kind: str, name: str) -> float:
-        row = (
-            self.db.get()
-            .execute(
-                "SELECT locked_until FROM login_locks WHERE kind = ? AND name = ?", (kind, name)
-            )
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            "SELECT locked_until FROM login_locks WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
         return float(row[0]) if row else 0.0
 
     def fail(self, kind: str, name: str, at: float, since: float, limit: int, until: float) -> bool:
