@@ -44,10 +44,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from index import FaceLikeVectors  # noqa: E402
-from server import Server, first_login  # noqa: E402
+from server import Server  # noqa: E402
 
 from facesearch.config import IndexSettings, Settings  # noqa: E402
 from facesearch.engine import Engine  # noqa: E402
+from facesearch.governance.auth import Role  # noqa: E402
 from facesearch.index.flat import FlatIndex  # noqa: E402
 from facesearch.index.persistent import PersistentIndex  # noqa: E402
 from facesearch.models.registry import get as get_model  # noqa: E402
@@ -60,6 +61,7 @@ DATA = Path(os.environ.get("FACESEARCH_DATA", REPO.parent / "shared" / "data"))
 LFW = DATA / "lfw" / "images_deepfunneled"
 RESULTS = REPO / "bench" / "results"
 PASSWORD = "correct horse battery staple"
+USER = "bench-investigator"
 PURPOSE = {"purpose": "missing person", "case": "BENCH-16"}
 COLLECTIONS = 10
 BATCH = 10_000
@@ -149,7 +151,7 @@ def probes(count: int) -> list[bytes]:
 
 def client(server: Server) -> httpx.Client:
     c = httpx.Client(base_url=server.url, timeout=120)
-    answer = c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+    answer = c.post("/api/auth/login", json={"username": USER, "password": PASSWORD})
     answer.raise_for_status()
     c.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
     return c
@@ -190,20 +192,32 @@ def load_run(clients: list[httpx.Client], photos: list[bytes], seconds: float) -
     }  # fmt: skip
 
 
-def serve(settings: Settings, workers: int, models: int, first: bool) -> Server:
+def bench_user(settings: Settings) -> None:
+    """An investigator of the default organisation with a known password."""
+    from facesearch.cli.service import _accounts
+
+    db, accounts, auth = _accounts(settings)
+    try:
+        if not any(u.username == USER for u in accounts.users(None)):
+            organisation = accounts.organisation_named("default")
+            auth.create_user(USER, organisation.id, Role.INVESTIGATOR, PASSWORD,
+                             must_change_password=False)  # fmt: skip
+    finally:
+        db.close()
+
+
+def serve(settings: Settings, workers: int, models: int) -> Server:
     env = {"FACESEARCH_API__SEARCH_MODELS": str(models),
            "FACESEARCH_API__ALLOWED_ROOTS": json.dumps([str(LFW)])}  # fmt: skip
     server = Server(settings.data_dir, settings.cache_dir, ("--workers", str(workers)), **env)
     server.start(timeout=600)
-    if first:
-        first_login(server, PASSWORD).close()
     return server
 
 
-def concurrency(settings: Settings, photos: list[bytes], seconds: float, first: bool) -> dict:
+def concurrency(settings: Settings, photos: list[bytes], seconds: float) -> dict:
     designs = {}
     for name, workers, models in (("threads", 1, 4), ("processes", 2, 2)):
-        server = serve(settings, workers, models, first and not designs)
+        server = serve(settings, workers, models)
         try:
             clients = [client(server) for _ in range(8)]
             # Warm-up: every worker process and analyzer loads its models.
@@ -222,7 +236,7 @@ def concurrency(settings: Settings, photos: list[bytes], seconds: float, first: 
 
 def during_ingest(settings: Settings, workers: int, models: int, photos: list[bytes],
                   seconds: float) -> dict:  # fmt: skip
-    server = serve(settings, workers, models, False)
+    server = serve(settings, workers, models)
     try:
         clients = [client(server) for _ in range(2)]
         load_run(clients, photos, min(seconds, 10))
@@ -359,14 +373,14 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load "
                    f"{os.getloadavg()[0]:.1f} at start (other work shares the cores)",
     })  # fmt: skip
-    first = not (settings.data_dir / "ready.json").exists()
     result["store"] = build(settings, args.faces)
+    bench_user(settings)
     photos = probes(40)
     if "stages" in args.only:
         result["stages"] = stages(settings, photos)
         log(f"stages: {result['stages']}")
     if "concurrency" in args.only:
-        designs = concurrency(settings, photos, args.seconds, first)
+        designs = concurrency(settings, photos, args.seconds)
         result["designs"] = designs
         best = max(designs, key=lambda d: designs[d]["rows"][2]["searches_per_s"])
         result["design"] = best

@@ -44,7 +44,7 @@ def _open(settings: Settings, catalog) -> CatalogBackedIndex:
 def world(tmp_path, lfw_embeddings):
     vectors = np.ascontiguousarray(lfw_embeddings[0][:600], dtype=np.float32)
     settings = Settings(data_dir=tmp_path, cache_dir=tmp_path / "cache")
-    catalog = open_catalog(settings, check_same_thread=False)
+    catalog = open_catalog(settings)
     a = catalog.create_collection("a", "LFW", "test")
     b = catalog.create_collection("b", "LFW", "test")
     _store(catalog, a, vectors[:300], "a")
@@ -111,7 +111,7 @@ def test_searches_in_many_threads_while_a_sync_adds_faces(world, tmp_path):
     threads = [threading.Thread(target=search) for _ in range(4)]
     for thread in threads:
         thread.start()
-    writer = open_catalog(settings, check_same_thread=False)
+    writer = open_catalog(settings)
     for step in range(5):
         _store(writer, a, vectors[500 + step * 20 : 520 + step * 20], f"more{step}")
         index.sync(writer)
