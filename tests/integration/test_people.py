@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import lfw_people
@@ -14,7 +16,7 @@ from facesearch.cli.governance import governed
 from facesearch.engine import Engine
 from facesearch.errors import Conflict, FacesearchError, NotFound
 from facesearch.governance.audit import Who
-from facesearch.governance.rights import erase
+from facesearch.governance.rights import access_report, erase, persons_held
 from facesearch.people.actions import PersonActions
 from facesearch.store.people import PeopleStore
 
@@ -164,15 +166,39 @@ def test_recluster_keeps_human_decisions(archive):
     assert rejected not in store.face_ids(a.id)
 
 
-def test_erasing_a_person_erases_their_faces_and_leaves_no_orphan(archive):
+def test_access_report_lists_the_person_and_erasing_them_erases_all_their_faces(archive):
     engine, _ = archive
     audit, blocklist = governed(engine)
     store = PeopleStore(engine.catalog)
     a = store.persons(DEFAULT_ORG)[0]
-    faces = store.erase_person(DEFAULT_ORG, a.id)
-    event = erase(
-        engine, audit, blocklist, Who.cli(DEFAULT_ORG), faces, "ER-1", engine.settings.uploads_dir
-    )
-    assert sorted(event.face_ids) == sorted(faces) and event.blocklisted == len(faces)
+    faces = store.face_ids(a.id)
+    photo = next(f["path"] for f in store.appearances(DEFAULT_ORG, a.id))
+    held, _ = access_report(engine, audit, Who.cli(DEFAULT_ORG), Path(photo).read_bytes(), None,
+                            "SAR-1", None, engine.settings.governance.access_threshold)  # fmt: skip
+    persons = persons_held(engine, DEFAULT_ORG, held)
+    assert [p["id"] for p in persons] == [a.id]
+    assert sorted(f["face_id"] for f in persons[0]["faces"]) == faces
+
+    with pytest.raises(NotFound):  # another organisation's person is not found
+        erase(engine, audit, blocklist, Who("x", 999, "test"), [], "ER-0", person_ids=[a.id])
+    event = erase(engine, audit, blocklist, Who.cli(DEFAULT_ORG), [], "ER-1",
+                  engine.settings.uploads_dir, person_ids=[a.id])  # fmt: skip
+    assert sorted(event.face_ids) == faces and event.blocklisted == len(faces)
+    assert event.person_ids == [a.id]
     with pytest.raises(NotFound):
         store.person(DEFAULT_ORG, a.id)
+
+
+def test_retention_and_collection_deletion_leave_no_orphan_persons(archive):
+    engine, _ = archive
+    store = PeopleStore(engine.catalog)
+    assert store.persons(DEFAULT_ORG)
+    collection = engine.catalog.collection("press")
+    engine.catalog.set_retention(collection, 1)
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    with engine.catalog.transaction():
+        engine.catalog.purge_expired(later)
+    # What the engine does after every deletion path (erasure, retention, a collection).
+    engine.remove_orphan_persons()
+    left = engine.catalog.conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0]
+    assert left == 0

@@ -9,9 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..types import Hit
+from ..types import LEAD_NOTICE, Hit
 
-LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
 COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
 
 
@@ -374,5 +373,8 @@ class ErasureIn(BaseModel):
     )
     video_ids: list[int] = Field(
         default_factory=list, max_length=1_000, description="videos (image ids): all their faces"
+    )
+    person_ids: list[int] = Field(
+        default_factory=list, max_length=1_000, description="persons (people/): all their faces"
     )
     reference: str = Field(min_length=1, max_length=200, description="the erasure request")

@@ -17,7 +17,13 @@ from ..errors import FacesearchError
 from ..governance import actions, oversight
 from ..governance.actions import Caller, governed
 from ..governance.audit import Who
-from ..governance.rights import access_report, erase, purge_expired_pending, purge_retention
+from ..governance.rights import (
+    access_report,
+    erase,
+    persons_held,
+    purge_expired_pending,
+    purge_retention,
+)
 from .output import JsonOpt, out, print_json
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -123,9 +129,10 @@ def rights_access(
             engine, governed(engine)[0], Who.cli(), photo.read_bytes(), None, reference,
             received, ctx.obj.governance.access_threshold,
         )  # fmt: skip
+        persons = persons_held(engine, None, held)
     rows = [h.__dict__ for h in held]
     if as_json:
-        print_json({"reference": reference, "search_seq": seq, "faces": rows})
+        print_json({"reference": reference, "search_seq": seq, "faces": rows, "persons": persons})
         return
     out.print(f"{len(rows)} faces held for request {reference} (logged as audit entry {seq})")
     for h in held:
@@ -135,6 +142,9 @@ def rights_access(
             f"face {h.face_id} ({h.score:.3f}) in {h.collection}: {where}{at}, "
             f"{h.captured_at or 'no date'}; returned by {len(h.searches)} searches"
         )
+    for p in persons:
+        faces = ", ".join(str(f["face_id"]) for f in p["faces"])
+        out.print(f"grouped as person {p['id']} ({p['name'] or 'unnamed'}), faces {faces}")
 
 
 @rights_app.command("erase")
@@ -151,16 +161,19 @@ def rights_erase(
         list[int] | None,
         typer.Option(help="A whole video (its image id) to erase; not block-listed."),
     ] = None,
+    person: Annotated[
+        list[int] | None, typer.Option(help="A person (facesearch people) to erase, all faces.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Erase faces (or video tracks, or whole videos) from catalog and index and block the
-    person from future imports."""
-    if not (face_ids or track or video):
-        raise FacesearchError("name at least one face id, --track or --video to erase")
+    """Erase faces (or video tracks, whole videos, persons) from catalog and index and block
+    the person from future imports."""
+    if not (face_ids or track or video or person):
+        raise FacesearchError("name at least one face id, --track, --video or --person to erase")
     with Engine(ctx.obj) as engine:
         audit, blocklist = governed(engine)
         event = erase(engine, audit, blocklist, Who.cli(), face_ids or [], reference,
-                      ctx.obj.uploads_dir, track or [], video or [])  # fmt: skip
+                      ctx.obj.uploads_dir, track or [], video or [], person or [])  # fmt: skip
     summary = {"erased": event.face_ids, "images_deleted": event.images_deleted,
                "blocklisted": event.blocklisted}  # fmt: skip
     print_json(summary) if as_json else out.print(

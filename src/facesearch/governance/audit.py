@@ -170,6 +170,7 @@ class FacesErased(Event):
     # What the request named, where it named video tracks or whole videos (image ids).
     track_ids: list[int] = field(default_factory=list)
     video_ids: list[int] = field(default_factory=list)
+    person_ids: list[int] = field(default_factory=list)  # persons (people/) named
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from ..engine import Engine
 from ..pipeline.video import time_text
 from ..store import videos
 from ..store.catalog import Collection
+from ..store.people import PeopleStore
 from . import actions
 from .audit import AccessReported, AuditLog, FacesErased, PendingExpired, RetentionPurged, Who
 from .blocklist import BLOCKLIST_KEY, Blocklist
@@ -76,10 +77,41 @@ def faces_of_videos(engine: Engine, track_ids: list[int], video_ids: list[int]) 
     return found
 
 
+def persons_held(engine: Engine, organisation_id: int | None, held: list[HeldFace]) -> list[dict]:
+    """The persons (people/) that the held faces belong to, each with all its faces:
+    an access report tells the data subject about the grouping too."""
+    store = PeopleStore(engine.catalog)
+    found = store.persons_of_faces(organisation_id, [h.face_id for h in held])
+    persons = []
+    for person_id in sorted({p["id"] for p in found.values()}):
+        org = store.organisation_of_person(person_id)
+        person = store.person(org, person_id)
+        faces = [
+            {k: a[k] for k in ("face_id", "collection", "path", "source_url", "captured_at")}
+            for a in store.appearances(org, person_id)
+        ]
+        persons.append({"id": person.id, "name": person.name, "faces": faces})
+    return persons
+
+
+def faces_of_persons(
+    engine: Engine, organisation_id: int | None, person_ids: list[int]
+) -> list[int]:
+    """Every face of these persons (another organisation's person is not found)."""
+    store = PeopleStore(engine.catalog)
+    found: list[int] = []
+    for person_id in person_ids:
+        org = organisation_id
+        if org is None:  # the command line acts for the whole installation
+            org = store.organisation_of_person(person_id)
+        found += store.erase_person(org if org is not None else -1, person_id)
+    return found
+
+
 def erase(
     engine: Engine, audit: AuditLog, blocklist: Blocklist, who: Who, face_ids: list[int],
     reference: str, uploads_dir: Path | None = None, track_ids: list[int] | None = None,
-    video_ids: list[int] | None = None,
+    video_ids: list[int] | None = None, person_ids: list[int] | None = None,
 ) -> FacesErased:  # fmt: skip
     """Erase faces from catalog and index, block-list their embeddings, log it.
 
@@ -89,17 +121,21 @@ def erase(
     when the file is one the server stored (an upload); archive files are not
     ours to delete. `track_ids` adds every face of those video tracks (a track is one
     person); `video_ids` erases whole videos with everyone in them, whose faces are not
-    block-listed: the request is about the video, not about each person in it."""
+    block-listed: the request is about the video, not about each person in it.
+    `person_ids` adds every face of those persons (people/), block-listed; the persons
+    go with their faces."""
     track_ids, video_ids = list(track_ids or []), list(video_ids or [])
     with engine.catalog.transaction():
-        person = sorted(set(face_ids) | set(faces_of_videos(engine, track_ids, [])))
+        grouped = faces_of_persons(engine, who.organisation_id, list(person_ids or []))
+        person = sorted(set(face_ids) | set(faces_of_videos(engine, track_ids, [])) | set(grouped))
         vectors = [engine.catalog.embedding(i)[0] for i in person]
         face_ids = sorted(set(person) | set(faces_of_videos(engine, [], video_ids)))
         blocked = (
             blocklist.add(np.vstack(vectors), who.organisation_id, reference) if vectors else 0
         )
         deleted, paths = engine.erase_faces(face_ids)
-        event = FacesErased(deleted, len(paths), reference, blocked, track_ids, video_ids)
+        event = FacesErased(deleted, len(paths), reference, blocked, track_ids, video_ids,
+                            sorted({int(p) for p in person_ids or []}))  # fmt: skip
         audit.record(who, event)
     for path in paths:
         _delete_if_upload(Path(path), uploads_dir)

@@ -30,7 +30,7 @@ import numpy as np
 
 ALGORITHMS = ("linkage", "components", "whispers", "core")
 # Above this many faces the neighbour graph is built with an IVF index, not exactly.
-EXACT_LIMIT = 200_000
+EXACT_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,10 @@ class Faces:
         return len(self.vectors)
 
 
-def knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(similarities, rows) of the k most similar rows of `vectors` for each query."""
+def build_index(vectors: np.ndarray) -> faiss.Index:
+    """A FAISS inner-product index of `vectors` (row numbers are the ids): exact up to
+    EXACT_LIMIT rows, IVF beyond (probing 16 of 4·√n lists)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    k = min(k, len(vectors))
-    if k < 1 or not len(queries):
-        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     dim = vectors.shape[1]
     if len(vectors) <= EXACT_LIMIT:
         index = faiss.IndexFlatIP(dim)
@@ -76,8 +73,16 @@ def knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
         index.train(vectors[rng.choice(len(vectors), min(len(vectors), 40 * lists), False)])
         index.nprobe = 16
     index.add(vectors)
-    sims, rows = index.search(queries, k)
-    return sims, rows
+    return index
+
+
+def knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, rows) of the k most similar rows of `vectors` for each query."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    k = min(k, len(vectors))
+    if k < 1 or not len(queries):
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    return build_index(vectors).search(queries, k)
 
 
 def edges(faces: Faces, params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -335,6 +340,7 @@ def assign(
     new: Faces,
     params: Params,
     refused: set[tuple[int, int]] | None = None,
+    index: faiss.Index | None = None,
 ) -> Assignment:
     """New faces join found persons or found new ones, without touching the others.
 
@@ -343,15 +349,24 @@ def assign(
     threshold, unless that person already has a face of its image, the centroid
     guard refuses, or `refused` holds (new row, person) — a human "not this person".
     New faces left over are clustered with the waiting faces they reach; groups of
-    `min_faces` become new persons.
+    `min_faces` become new persons. `index`: a FAISS index of `known.vectors` (row
+    numbers as ids) kept between steps; without it one is built.
     """
     refused = refused or set()
     m = len(new)
     person = -np.ones(m, np.int64)
     usable = np.ones(m, bool) if new.quality is None else new.quality >= params.quality_floor
-    assigned = np.flatnonzero(known_person >= 0)
-    if len(assigned) and usable.any():
-        _join_persons(known, known_person, assigned, new, params, refused, person, usable)
+    if len(known) and usable.any():
+        if index is None:
+            sims, rows = knn(known.vectors, new.vectors, 2 * params.k)
+        else:
+            k = min(2 * params.k, int(index.ntotal))
+            sims, rows = index.search(np.ascontiguousarray(new.vectors, np.float32), k)
+    else:
+        sims = np.zeros((m, 0), np.float32)
+        rows = np.zeros((m, 0), np.int64)
+    if (known_person >= 0).any() and usable.any():
+        _join_persons(known, known_person, new, params, refused, person, usable, sims, rows)
     # Track mates of a face that joined follow it (must-link).
     if new.tracks is not None:
         by_track: dict[int, int] = {}
@@ -366,14 +381,13 @@ def assign(
     new_group = -np.ones(m, np.int64)
     joined: dict[int, int] = {}
     if len(left):
-        waiting = np.flatnonzero(known_person < 0)
-        if known.quality is not None:
+        near = rows[left]
+        ok = (sims[left] >= params.threshold) & (near >= 0)
+        near = np.unique(near[ok])
+        waiting = near[known_person[near] < 0] if len(near) else near
+        if known.quality is not None and len(waiting):
             waiting = waiting[known.quality[waiting] >= params.quality_floor]
-        reach = waiting
-        if len(waiting):
-            sims, rows = knn(known.vectors[waiting], new.vectors[left], params.k)
-            near = rows[(sims >= params.threshold) & (rows >= 0)]
-            reach = waiting[np.unique(near)]
+        reach = waiting.astype(np.int64)
         pool = Faces(
             np.concatenate([new.vectors[left], known.vectors[reach]]),
             np.concatenate([new.images[left], known.images[reach]]),
@@ -393,38 +407,43 @@ def assign(
 def _join_persons(
     known: Faces,
     known_person: np.ndarray,
-    assigned: np.ndarray,
     new: Faces,
     params: Params,
     refused: set[tuple[int, int]],
     person: np.ndarray,
     usable: np.ndarray,
+    sims: np.ndarray,
+    rows: np.ndarray,
 ) -> None:
-    sims, rows = knn(known.vectors[assigned], new.vectors, params.k)
-    labels = known_person[assigned]
-    members: dict[int, np.ndarray] = {}
+    # Each person's rows, found once: by sorting the labels, not one scan per person.
+    order = np.argsort(known_person, kind="stable")
+    sorted_labels = known_person[order]
     taken: dict[int, set[int]] = {}
     centroids: dict[int, np.ndarray] = {}
+
+    def members(label: int) -> np.ndarray:
+        lo = np.searchsorted(sorted_labels, label, side="left")
+        hi = np.searchsorted(sorted_labels, label, side="right")
+        return order[lo:hi]
+
     for row in range(len(new)):
         if not usable[row]:
             continue
         for sim, at in zip(sims[row].tolist(), rows[row].tolist(), strict=True):
             if at < 0 or sim < params.threshold:
                 break
-            label = int(labels[at])
-            if (row, label) in refused:
+            label = int(known_person[at])
+            if label < 0 or (row, label) in refused:
                 continue
-            if label not in members:
-                members[label] = assigned[labels == label]
             images = taken.get(label)
             if images is None:
-                images = taken[label] = {int(x) for x in known.images[members[label]]}
+                images = taken[label] = {int(x) for x in known.images[members(label)]}
             if int(new.images[row]) in images:
                 continue
             if params.algorithm == "linkage":
                 centre = centroids.get(label)
                 if centre is None:
-                    centre = known.vectors[members[label]].sum(0)
+                    centre = known.vectors[members(label)].sum(0)
                     centre = centroids[label] = centre / (np.linalg.norm(centre) + 1e-12)
                 if float(centre @ new.vectors[row]) < params.centroid_threshold:
                     continue

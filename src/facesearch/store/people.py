@@ -223,6 +223,12 @@ class PeopleStore:
             raise NotFound(f"no organisation named {name!r}")
         return int(row[0])
 
+    def organisation_of_person(self, person_id: int) -> int | None:
+        row = self.conn.execute(
+            "SELECT organisation_id FROM persons WHERE id = ?", (int(person_id),)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def organisation_of_face(self, face_id: int) -> int | None:
         row = self.conn.execute(
             "SELECT c.organisation_id FROM faces f JOIN collections c ON c.id = f.collection_id "

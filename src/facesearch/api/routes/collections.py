@@ -14,6 +14,7 @@ from ...governance import actions
 from ...governance.auth import Actor, Permission
 from ...pipeline.sources import MEDIA_SUFFIXES
 from ...pipeline.video import is_video
+from ...store.people import PeopleStore
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import CollectionCreate, CollectionOut, CollectionUpdate, JobOut
 from ..scope import caller, own_collection
@@ -81,6 +82,8 @@ def delete_collection(
     if services.jobs.active_in(collection.id):
         raise Conflict(f"an ingest job is queued or running on {name!r}; cancel it first")
     services.catalog.delete_collection(collection)
+    # Persons whose every face was in it go too (names and all).
+    PeopleStore(services.catalog).remove_orphans(actor.organisation_id)
     actions.collection_changed(caller(services, actor), name, "deleted with its data key")
     shutil.rmtree(services.settings.uploads_dir / str(collection.id), ignore_errors=True)
     with services.engine_lock:

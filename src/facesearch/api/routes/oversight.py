@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from ...errors import FacesearchError, ImageTooLarge
 from ...governance import actions, oversight
 from ...governance.auth import Actor, Permission
-from ...governance.rights import access_report, erase
+from ...governance.rights import access_report, erase, persons_held
 from ..deps import ServicesDep, body_limit, require
 from ..schemas import ErasureIn
 from ..scope import caller, own_collections, own_face, own_image, own_track, who_is
@@ -90,7 +90,9 @@ def rights_access(
             received_at.isoformat() if received_at else None,
             services.settings.governance.access_threshold,
         )  # fmt: skip
-    return {"reference": reference, "search_id": seq, "faces": [h.__dict__ for h in held]}
+        persons = persons_held(services.engine, actor.organisation_id, held)
+    return {"reference": reference, "search_id": seq, "faces": [h.__dict__ for h in held],
+            "persons": persons}  # fmt: skip
 
 
 @router.post("/api/rights/erasures")
@@ -101,8 +103,8 @@ def rights_erase(
     the person out of future imports (block-list). `track_ids` erase every face of
     those video tracks (and block-list them: a track is one person); `video_ids`
     erase whole videos, without block-listing everyone in them."""
-    if not (body.face_ids or body.track_ids or body.video_ids):
-        raise FacesearchError("name at least one face, track or video to erase")
+    if not (body.face_ids or body.track_ids or body.video_ids or body.person_ids):
+        raise FacesearchError("name at least one face, track, video or person to erase")
     for face_id in body.face_ids:
         own_face(services.catalog, actor, face_id)
     for track_id in body.track_ids:
@@ -115,6 +117,7 @@ def rights_erase(
     audit, blocklist = actions.governed(engine)
     with services.engine_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
-                      services.settings.uploads_dir, body.track_ids, body.video_ids)  # fmt: skip
+                      services.settings.uploads_dir, body.track_ids, body.video_ids,
+                      body.person_ids)  # fmt: skip
     return {"erased": event.face_ids, "images_deleted": event.images_deleted,
             "blocklisted": event.blocklisted}  # fmt: skip
