@@ -65,7 +65,7 @@ def make_settings(base: Path, cache_dir: Path, **api: object) -> Settings:
 
 
 def build_app(settings: Settings, analyzer):
-    engine = Engine(settings, open_catalog(settings, check_same_thread=False), analyzer)
+    engine = Engine(settings, open_catalog(settings), analyzer)
     return create_app(settings, engine=engine)
 
 

@@ -25,6 +25,7 @@ import pytest
 from facesearch.config import Settings
 from facesearch.governance.crypto import Keyring
 from facesearch.store.catalog import Catalog
+from facesearch.store.db import Database
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -148,9 +149,10 @@ def catalog_location(catalog_backend: str, tmp_path: Path, request) -> Path | st
     return tmp_path / "catalog.sqlite3"
 
 
-def open_catalog(location: Path | str, key_dir: Path, check_same_thread: bool = True) -> Catalog:
-    """The catalog at `location` with the master key kept in `key_dir`."""
-    return Catalog(location, Keyring.from_file(key_dir / "master.key"), check_same_thread)
+def open_catalog(location: Database | Path | str, key_dir: Path) -> Catalog:
+    """The catalog at `location` (or over a shared database) with the master key kept in
+    `key_dir`."""
+    return Catalog(location, Keyring.from_file(key_dir / "master.key"))
 
 
 @pytest.fixture

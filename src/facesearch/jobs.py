@@ -155,7 +155,8 @@ class JobRunner:
                 raise _Stop
 
         try:
-            catalog = open_catalog(self.settings)
+            # Over the server's one database: the engine below closes only its index.
+            catalog = open_catalog(self.settings, self.jobs.db)
             target = catalog.collection(job.collection, job.organisation_id)
             # Counted from the catalog, not the job's row: a kill between a batch's commit
             # and its progress report leaves that batch out of the row.

@@ -11,13 +11,20 @@ from pathlib import Path
 from .config import Settings
 from .governance.crypto import Keyring
 from .store.catalog import Catalog
+from .store.db import Database
 
 
-def open_catalog(settings: Settings, check_same_thread: bool = True) -> Catalog:
-    """The catalog of `settings`, with the master key it configures."""
-    return Catalog(settings.catalog_location, Keyring.from_settings(settings), check_same_thread)
+def open_database(settings: Settings) -> Database:
+    """The one database of `settings` (a SQLite file or a PostgreSQL server)."""
+    return Database(settings.catalog_location)
 
 
-def open_catalog_file(path: Path, check_same_thread: bool = True) -> Catalog:
+def open_catalog(settings: Settings, db: Database | None = None) -> Catalog:
+    """The catalog of `settings`, with the master key it configures: over `db` (a
+    server's one database), else over a database of its own that it closes."""
+    return Catalog(db or settings.catalog_location, Keyring.from_settings(settings))
+
+
+def open_catalog_file(path: Path) -> Catalog:
     """A SQLite catalog with the local default key: `master.key` beside it, made on first use."""
-    return Catalog(path, Keyring.from_file(Path(path).parent / "master.key"), check_same_thread)
+    return Catalog(path, Keyring.from_file(Path(path).parent / "master.key"))

@@ -58,6 +58,10 @@ class ImageResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+# What a search result is, said at every front door (API, web pages, CLI).
+LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result: a lead for a person to check, never an identification."""

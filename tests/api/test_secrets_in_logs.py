@@ -32,7 +32,7 @@ def test_no_password_token_session_csrf_token_or_key_is_logged(
         crypto=CryptoSettings(master_key=master_key, audit_key=audit_key),
     )  # fmt: skip
     caplog.set_level(logging.DEBUG)
-    engine = Engine(settings, open_catalog(settings, check_same_thread=False), analyzer)
+    engine = Engine(settings, open_catalog(settings), analyzer)
     app = create_app(settings, engine=engine)
     secrets = {"password": PASSWORD, "new password": NEW_PASSWORD, "near miss": NEAR_MISS,
                "master key": master_key, "audit key": audit_key}  # fmt: skip

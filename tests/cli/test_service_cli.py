@@ -16,7 +16,7 @@ from facesearch.config import Settings
 from facesearch.governance.auth import Authenticator
 from facesearch.storage import open_catalog_file
 from facesearch.store.accounts import Accounts
-from facesearch.store.connections import ThreadConnections
+from facesearch.store.db import Database
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ def test_create_admin_prints_a_one_time_password_that_logs_in(tmp_path):
         "username": "alice", "organisation": "Press desk", "role": "administrator",
         "active": True, "expires_at": None, "last_login_at": None,
     }]  # fmt: skip
-    db = ThreadConnections(Settings(data_dir=tmp_path).catalog_path)
+    db = Database(Settings(data_dir=tmp_path).catalog_path)
     try:
         _, actor = Authenticator(Accounts(db), Settings().api).login("alice", password)
     finally:

@@ -90,7 +90,7 @@ def test_retention_purge_removes_what_expired_and_nothing_else(catalog_engine, l
     engine.ingest(people[2:4], "fresh")
     engine.ingest(people[4:], "kept")
     ten_days_ago = (datetime.now(UTC) - timedelta(days=10)).isoformat(timespec="seconds")
-    engine.catalog.conn.execute("UPDATE images SET added_at = ?", (ten_days_ago,))
+    engine.catalog.db.write("UPDATE images SET added_at = ?", (ten_days_ago,))
     before = {c["name"]: c["faces"] for c in engine.catalog.collections()}
 
     purged = purge_retention(engine, audit, WHO, engine.settings.uploads_dir)

@@ -100,14 +100,13 @@ def test_a_rebuilt_chain_passes_without_a_key_but_not_with_the_signing_key(
     # Rewrite entry 2 and recompute the whole chain from there, as a forger would.
     entries = list(signed.store.entries())
     prev = entries[0].hash
-    conn = catalog.conn
     for entry in entries[1:]:
         details = entry.details.replace("C-1", "C-X")
         forged = Entry(entry.seq, entry.at, entry.actor, entry.organisation_id, entry.origin,
                        entry.action, details, prev, "", None)  # fmt: skip
         digest = chain_hash(content_of(forged), prev)
-        conn.execute("UPDATE audit_log SET details = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                     (details, prev, digest, entry.seq))  # fmt: skip
+        catalog.db.write("UPDATE audit_log SET details = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                         (details, prev, digest, entry.seq))  # fmt: skip
         prev = digest
     assert AuditLog(AuditStore(catalog.transaction)).verify().ok
     result = signed.verify()

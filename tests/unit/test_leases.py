@@ -10,7 +10,7 @@ import time
 
 from postgres import open_catalog
 
-from facesearch.store.connections import ThreadConnections
+from facesearch.store.db import Database
 from facesearch.store.jobs import Jobs
 from facesearch.store.leases import Leases, is_gone, this_process
 
@@ -29,7 +29,7 @@ def _gone_process() -> str:
 def test_a_job_is_taken_over_only_when_its_lease_expires(catalog_location, tmp_path):
     with open_catalog(catalog_location, tmp_path) as catalog:
         collection = catalog.create_collection("press", "s", "b")
-    db = ThreadConnections(catalog_location)
+    db = Database(catalog_location)
     try:
         jobs = Jobs(db)
         job = jobs.create(collection.id, None, "folder", ["/a"])
@@ -57,7 +57,7 @@ def test_a_job_is_taken_over_only_when_its_lease_expires(catalog_location, tmp_p
 def test_a_dead_server_of_this_machine_gives_its_jobs_up_at_once(catalog_location, tmp_path):
     with open_catalog(catalog_location, tmp_path) as catalog:
         collection = catalog.create_collection("press", "s", "b")
-    db = ThreadConnections(catalog_location)
+    db = Database(catalog_location)
     try:
         jobs = Jobs(db)
         dead, alive = _gone_process(), this_process()
@@ -79,7 +79,7 @@ def test_a_dead_server_of_this_machine_gives_its_jobs_up_at_once(catalog_locatio
 def test_a_named_lease_has_one_holder_at_a_time(catalog_location, tmp_path):
     with open_catalog(catalog_location, tmp_path):
         pass
-    db = ThreadConnections(catalog_location)
+    db = Database(catalog_location)
     try:
         leases = Leases(db)
         assert leases.acquire("retention-purge", ELSEWHERE, 2)

@@ -19,7 +19,7 @@ from facesearch.governance.auth import (
     stamp,
 )
 from facesearch.store.accounts import Accounts
-from facesearch.store.connections import ThreadConnections
+from facesearch.store.db import Database
 
 P = Permission
 # The table docs/security.md documents; a change to ROLE_PERMISSIONS must change this too.
@@ -66,7 +66,7 @@ def test_actor_check_explains_the_refusal_and_one_time_passwords_block_everythin
 @pytest.fixture
 def auth(catalog_location):
     """Accounts on SQLite, then on PostgreSQL."""
-    db = ThreadConnections(catalog_location)
+    db = Database(catalog_location)
     yield Authenticator(Accounts(db), ApiSettings(session_hours=1))
     db.close()
 
@@ -134,7 +134,7 @@ def test_disabled_accounts_revoked_and_expired_tokens_and_ended_sessions(auth):
         auth.actor_from_token("fs_" + "x" * 43)
 
     other, record = auth.create_token(user, "old")
-    auth.accounts.db.get().execute(
+    auth.accounts.db.write(
         "UPDATE api_tokens SET expires_at = ? WHERE id = ?",
         (stamp(now() - timedelta(minutes=1)), record.id),
     )
@@ -142,7 +142,7 @@ def test_disabled_accounts_revoked_and_expired_tokens_and_ended_sessions(auth):
         auth.actor_from_token(other)
 
     session, _ = auth.login("fay", password)
-    auth.accounts.db.get().execute(
+    auth.accounts.db.write(
         "UPDATE sessions SET expires_at = ?", (stamp(now() - timedelta(minutes=1)),)
     )
     with pytest.raises(AuthenticationFailed, match="session has ended"):

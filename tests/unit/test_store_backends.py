@@ -19,7 +19,7 @@ from facesearch.governance.audit import AuditLog, SearchPerformed, Who
 from facesearch.governance.crypto import KeyProblem, Keyring
 from facesearch.store import migrations
 from facesearch.store.audit import AuditStore
-from facesearch.store.connections import ThreadConnections
+from facesearch.store.db import Database
 from facesearch.store.jobs import Jobs
 
 
@@ -81,7 +81,7 @@ def test_a_writer_waits_for_the_other_so_ids_become_visible_in_order(catalog_loc
     reader saw id n must never have an id below n."""
     with (
         open_catalog(catalog_location, tmp_path) as first,
-        open_catalog(catalog_location, tmp_path, check_same_thread=False) as second,
+        open_catalog(catalog_location, tmp_path) as second,
         open_catalog(catalog_location, tmp_path) as reader,
     ):
         press = first.create_collection("press", "s", "b")
@@ -121,8 +121,8 @@ def test_retention_purge_compares_times_on_either_back_end(catalog_location, tmp
         _store(catalog, kept, "c.jpg")
         now = datetime.now(UTC)
         stamp = (now - timedelta(days=4)).isoformat(timespec="seconds")
-        catalog.conn.execute("UPDATE images SET added_at = ? WHERE path = ?", (stamp, "/x/a.jpg"))
-        catalog.conn.execute("UPDATE images SET added_at = ? WHERE path = ?", (stamp, "/x/c.jpg"))
+        catalog.db.write("UPDATE images SET added_at = ? WHERE path = ?", (stamp, "/x/a.jpg"))
+        catalog.db.write("UPDATE images SET added_at = ? WHERE path = ?", (stamp, "/x/c.jpg"))
         assert catalog.purge_expired((now - timedelta(days=2)).isoformat()) == []
         purged = catalog.purge_expired(now.isoformat())
         assert purged == [{"collection": "old", "images": 1, "faces": 2, "paths": ["/x/a.jpg"]}]
@@ -163,7 +163,7 @@ def test_audit_queries_read_json_details_on_either_back_end(catalog_location, tm
 def test_jobs_queue_and_resume_on_either_back_end(catalog_location, tmp_path):
     with open_catalog(catalog_location, tmp_path) as catalog:
         collection = catalog.create_collection("press", "s", "b")
-    db = ThreadConnections(catalog_location)
+    db = Database(catalog_location)
     try:
         jobs = Jobs(db)
         first = jobs.create(collection.id, None, "folder", ["/a"])
@@ -184,7 +184,7 @@ def test_jobs_queue_and_resume_on_either_back_end(catalog_location, tmp_path):
 def test_servers_sharing_a_catalog_never_take_the_same_job(catalog_location, tmp_path):
     with open_catalog(catalog_location, tmp_path) as catalog:
         collection = catalog.create_collection("press", "s", "b")
-    servers = [ThreadConnections(catalog_location) for _ in range(3)]
+    servers = [Database(catalog_location) for _ in range(3)]
     try:
         queued = [Jobs(servers[0]).create(collection.id, None, "folder", [f"/{n}"]).id
                   for n in range(12)]  # fmt: skip
@@ -247,7 +247,7 @@ def test_nodes_starting_together_apply_each_step_once(catalog_location):
 
     def start() -> None:
         try:
-            ThreadConnections(catalog_location).close()
+            Database(catalog_location).close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -257,8 +257,8 @@ def test_nodes_starting_together_apply_each_step_once(catalog_location):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    db = ThreadConnections(catalog_location)
-    names = [r[0] for r in db.get().execute("SELECT name FROM migrations")]
+    db = Database(catalog_location)
+    names = [r[0] for r in db.conn.execute("SELECT name FROM migrations")]
     db.close()
     assert sorted(names) == sorted(name for name, _ in migrations.MIGRATIONS)
 

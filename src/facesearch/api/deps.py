@@ -10,16 +10,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..engine import Engine
 from ..errors import FacesearchError, ImageTooLarge
+from ..frontdoor import CSRF_HEADER, resolve_actor, services_of
+from ..frontdoor import SESSION_COOKIE as SESSION_COOKIE  # routes import it from here
 from ..governance.auth import Actor, AuthenticationFailed, Permission, PermissionDenied
 from .state import Services
 
-SESSION_COOKIE = "facesearch_session"
-CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -30,20 +30,6 @@ def get_engine(services: ServicesDep) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-
-
-def resolve_actor(request: Request, services: Services) -> Actor | None:
-    """The actor behind a Bearer token or a session cookie; None when neither is sent."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
-        return services.auth.actor_from_token(secret.strip())
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        return services.auth.actor_from_session(cookie)
-    return None
 
 
 # Declares the Bearer scheme in the OpenAPI document (an "Authorize" button in /docs);

@@ -9,9 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..types import Hit
+from ..types import LEAD_NOTICE, Hit
 
-LEAD_NOTICE = "Matches are leads for a person to check, never an identification."
 COLLECTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$"
 
 

@@ -12,10 +12,9 @@ from ..governance.audit import AuditLog, Who
 from ..governance.auth import Actor, Authenticator
 from ..governance.throttle import LoginThrottle
 from ..jobs import JobRunner
-from ..storage import open_catalog
 from ..store.accounts import Accounts
 from ..store.catalog import Catalog
-from ..store.connections import ThreadConnections
+from ..store.db import Database
 from ..store.jobs import Jobs
 from .metrics import Metrics
 
@@ -40,40 +39,14 @@ class ClientOrigin:
         await self.app(scope, receive, send)
 
 
-class ThreadCatalogs:
-    """A catalog per thread for reads and small writes that need no models."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._local = threading.local()
-        self._all: list[Catalog] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> Catalog:
-        catalog = getattr(self._local, "catalog", None)
-        if catalog is None:
-            catalog = open_catalog(self.settings, check_same_thread=False)
-            self._local.catalog = catalog
-            with self._lock:
-                self._all.append(catalog)
-        return catalog
-
-    def close(self) -> None:
-        with self._lock:
-            for catalog in self._all:
-                catalog.close()
-            self._all.clear()
-        self._local = threading.local()
-
-
 @dataclass
 class Services:
     settings: Settings
     # The engine holds the models and the in-memory index; OpenCV's models are
     # not thread-safe, so searches take turns under `engine_lock`.
     engine: Engine
-    catalogs: ThreadCatalogs
-    db: ThreadConnections
+    # The one database: the engine's catalog and every store below run on it.
+    db: Database
     accounts: Accounts
     jobs: Jobs
     runner: JobRunner
@@ -97,4 +70,4 @@ class Services:
 
     @property
     def catalog(self) -> Catalog:
-        return self.catalogs.get()
+        return self.engine.catalog

@@ -12,7 +12,7 @@ import typer
 from ..config import Settings
 from ..governance.auth import Authenticator, Role
 from ..store.accounts import Accounts
-from ..store.connections import ThreadConnections
+from ..store.db import Database
 from .output import JsonOpt, err, out, print_json, table
 
 users_app = typer.Typer(
@@ -20,8 +20,8 @@ users_app = typer.Typer(
 )
 
 
-def _accounts(settings: Settings) -> tuple[ThreadConnections, Accounts, Authenticator]:
-    db = ThreadConnections(settings.catalog_location)
+def _accounts(settings: Settings) -> tuple[Database, Accounts, Authenticator]:
+    db = Database(settings.catalog_location)
     accounts = Accounts(db)
     return db, accounts, Authenticator(accounts, settings.api)
 

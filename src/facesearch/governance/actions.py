@@ -22,6 +22,7 @@ from ..errors import Conflict, NotFound
 from ..ingest import IngestReport
 from ..store.audit import Entry
 from ..store.catalog import Catalog, Collection, FaceRow
+from ..store.db import Database
 from ..types import Hit
 from . import oversight
 from .audit import (
@@ -57,9 +58,9 @@ def engine_audit(engine: Engine) -> AuditLog:
     return catalog_audit(engine.settings, engine.catalog)
 
 
-def connections_audit(settings: Settings, db) -> AuditLog:
-    """The audit log over a server's per-thread connections (`store.connections`)."""
-    return audit_log(settings, db.transaction, db.get)
+def connections_audit(settings: Settings, db: Database) -> AuditLog:
+    """The audit log over a server's one database (store/db.py), outside any catalog."""
+    return audit_log(settings, db.transaction, lambda: db.conn)
 
 
 def governed(engine: Engine) -> tuple[AuditLog, Blocklist]:

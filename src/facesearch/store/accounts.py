@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from ..clock import now
 from ..errors import Conflict, NotFound
-from .connections import ThreadConnections
 from .database import IntegrityError
+from .db import Database
 
 
 @dataclass(frozen=True)
@@ -78,33 +78,27 @@ def _user(row) -> User | None:
 
 
 class Accounts:
-    def __init__(self, db: ThreadConnections) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     # organisations
 
     def organisations(self) -> list[Organisation]:
-        rows = self.db.get().execute("SELECT id, name, created_at FROM organisations ORDER BY name")
+        rows = self.db.conn.execute("SELECT id, name, created_at FROM organisations ORDER BY name")
         return [Organisation(*r) for r in rows]
 
     def organisation(self, organisation_id: int) -> Organisation:
-        row = (
-            self.db.get()
-            .execute(
-                "SELECT id, name, created_at FROM organisations WHERE id = ?", (organisation_id,)
-            )
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            "SELECT id, name, created_at FROM organisations WHERE id = ?", (organisation_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no organisation with id {organisation_id}")
         return Organisation(*row)
 
     def organisation_named(self, name: str) -> Organisation | None:
-        row = (
-            self.db.get()
-            .execute("SELECT id, name, created_at FROM organisations WHERE name = ?", (name,))
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            "SELECT id, name, created_at FROM organisations WHERE name = ?", (name,)
+        ).fetchone()
         return None if row is None else Organisation(*row)
 
     def create_organisation(self, name: str) -> Organisation:
@@ -121,7 +115,7 @@ class Accounts:
     # users
 
     def count_users(self) -> int:
-        return int(self.db.get().execute("SELECT COUNT(*) FROM users").fetchone()[0])
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
     def create_user(
         self, username: str, organisation_id: int, role: str, password_hash: str,
@@ -141,16 +135,16 @@ class Accounts:
         return self.user(int(row[0]))
 
     def user(self, user_id: int) -> User:
-        found = _user(self.db.get().execute(_USER + " WHERE u.id = ?", (user_id,)).fetchone())
+        found = _user(self.db.conn.execute(_USER + " WHERE u.id = ?", (user_id,)).fetchone())
         if found is None:
             raise NotFound(f"no user with id {user_id}")
         return found
 
     def user_named(self, username: str) -> User | None:
-        return _user(self.db.get().execute(_USER + " WHERE u.username = ?", (username,)).fetchone())
+        return _user(self.db.conn.execute(_USER + " WHERE u.username = ?", (username,)).fetchone())
 
     def users(self, organisation_id: int | None = None) -> list[User]:
-        rows = self.db.get().execute(
+        rows = self.db.conn.execute(
             _USER + " WHERE ? IS NULL OR u.organisation_id = ? ORDER BY o.name, u.username",
             (organisation_id, organisation_id),
         )
@@ -169,40 +163,37 @@ class Accounts:
         return self.user(user_id)
 
     def record_login(self, user_id: int) -> None:
-        self.db.get().execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now(), user_id))
+        self.db.write("UPDATE users SET last_login_at = ? WHERE id = ?", (now(), user_id))
 
     # browser sessions
 
     def create_session(
         self, token_hash: str, user_id: int, csrf_token: str, expires_at: str
     ) -> None:
-        self.db.get().execute(
+        self.db.write(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (token_hash, user_id, csrf_token, now(), expires_at),
         )
 
     def session(self, token_hash: str) -> Session | None:
-        row = (
-            self.db.get()
-            .execute(
-                "SELECT user_id, csrf_token, created_at, expires_at FROM sessions "
-                "WHERE token_hash = ?",
-                (token_hash,),
-            )
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            "SELECT user_id, csrf_token, created_at, expires_at FROM sessions WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
         return None if row is None else Session(*row)
 
     def delete_session(self, token_hash: str) -> None:
-        self.db.get().execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+        self.db.write("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     def delete_sessions(self, user_id: int) -> None:
-        self.db.get().execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        self.db.write("DELETE FROM sessions WHERE user_id = ?", (user_id,))
 
     def delete_expired_sessions(self) -> int:
-        cursor = self.db.get().execute("DELETE FROM sessions WHERE expires_at <= ?", (now(),))
-        return cursor.rowcount
+        deleted = self.db.write(
+            "DELETE FROM sessions WHERE expires_at <= ? RETURNING token_hash", (now(),)
+        )
+        return len(deleted)
 
     # API tokens
 
@@ -218,19 +209,19 @@ class Accounts:
         return self.token(int(row[0]))
 
     def token(self, token_id: int) -> ApiToken:
-        row = self.db.get().execute(_TOKEN + " WHERE t.id = ?", (token_id,)).fetchone()
+        row = self.db.conn.execute(_TOKEN + " WHERE t.id = ?", (token_id,)).fetchone()
         if row is None:
             raise NotFound(f"no token with id {token_id}")
         return ApiToken(*row)
 
     def token_by_hash(self, token_hash: str) -> ApiToken | None:
-        row = self.db.get().execute(_TOKEN + " WHERE t.token_hash = ?", (token_hash,)).fetchone()
+        row = self.db.conn.execute(_TOKEN + " WHERE t.token_hash = ?", (token_hash,)).fetchone()
         return None if row is None else ApiToken(*row)
 
     def tokens(
         self, user_id: int | None = None, organisation_id: int | None = None
     ) -> list[ApiToken]:
-        rows = self.db.get().execute(
+        rows = self.db.conn.execute(
             _TOKEN + " WHERE (? IS NULL OR t.user_id = ?) AND (? IS NULL OR u.organisation_id = ?)"
             " ORDER BY t.id DESC",
             (user_id, user_id, organisation_id, organisation_id),
@@ -238,13 +229,11 @@ class Accounts:
         return [ApiToken(*r) for r in rows]
 
     def revoke_token(self, token_id: int) -> ApiToken:
-        self.db.get().execute(
+        self.db.write(
             "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
             (now(), token_id),
         )
         return self.token(token_id)
 
     def touch_token(self, token_id: int) -> None:
-        self.db.get().execute(
-            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now(), token_id)
-        )
+        self.db.write("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now(), token_id))

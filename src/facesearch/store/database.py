@@ -38,11 +38,14 @@ def is_url(target: Path | str) -> bool:
     return isinstance(target, str) and target.startswith(URL_SCHEMES)
 
 
-def connect(target: Path | str, check_same_thread: bool = True) -> Connection:
-    """A connection in autocommit mode: a path is a SQLite file, a postgresql:// URL a server."""
+def connect(
+    target: Path | str, check_same_thread: bool = True, read_only: bool = False
+) -> Connection:
+    """A connection in autocommit mode: a path is a SQLite file, a postgresql:// URL a
+    server. A `read_only` one refuses writes (store/db.py's readers)."""
     if is_url(target):
-        return PostgresConnection(str(target))
-    return SqliteConnection(Path(target), check_same_thread)
+        return PostgresConnection(str(target), read_only)
+    return SqliteConnection(Path(target), check_same_thread, read_only)
 
 
 class Connection:
@@ -70,7 +73,7 @@ class Connection:
 class SqliteConnection(Connection):
     dialect = SQLITE
 
-    def __init__(self, path: Path, check_same_thread: bool = True) -> None:
+    def __init__(self, path: Path, check_same_thread: bool = True, read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.raw = sqlite3.connect(
@@ -85,6 +88,8 @@ class SqliteConnection(Connection):
         # Deleted rows (erased faces, purged collections) are overwritten, not
         # left readable in free pages.
         self.raw.execute("PRAGMA secure_delete=ON")
+        if read_only:
+            self.raw.execute("PRAGMA query_only=ON")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         try:
@@ -136,7 +141,7 @@ def _rows(cursor):
 class PostgresConnection(Connection):
     dialect = POSTGRESQL
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         try:
             import psycopg
         except ImportError:
@@ -150,6 +155,8 @@ class PostgresConnection(Connection):
             url, autocommit=True, cursor_factory=psycopg.ClientCursor, row_factory=_rows
         )
         self.raw.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
+        if read_only:
+            self.raw.execute("SET default_transaction_read_only = on")
 
     def execute(self, sql: str, params: Any = ()):
         try:

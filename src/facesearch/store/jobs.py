@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..clock import now
 from ..errors import NotFound
-from .connections import ThreadConnections
+from .db import Database
 from .leases import is_gone, moment
 
 ACTIVE = ("queued", "running")
@@ -77,7 +77,7 @@ def _job(row) -> Job:
 
 
 class Jobs:
-    def __init__(self, db: ThreadConnections) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def create(
@@ -93,24 +93,22 @@ class Jobs:
         return self.get(int(row[0]))
 
     def get(self, job_id: int) -> Job:
-        row = self.db.get().execute(_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
+        row = self.db.conn.execute(_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"no job with id {job_id}")
         return _job(row)
 
     def list(self, organisation_id: int | None = None, limit: int = 50) -> list[Job]:
-        rows = self.db.get().execute(
+        rows = self.db.conn.execute(
             _SELECT + " WHERE ? IS NULL OR c.organisation_id = ? ORDER BY j.id DESC LIMIT ?",
             (organisation_id, organisation_id, limit),
         )
         return [_job(r) for r in rows]
 
     def next_queued(self) -> Job | None:
-        row = (
-            self.db.get()
-            .execute(_SELECT + " WHERE j.status = 'queued' ORDER BY j.id LIMIT 1")
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            _SELECT + " WHERE j.status = 'queued' ORDER BY j.id LIMIT 1"
+        ).fetchone()
         return None if row is None else _job(row)
 
     def claim_next(self, holder: str = "", lease_seconds: float = 30.0) -> Job | None:
@@ -123,7 +121,7 @@ class Jobs:
         """As claim_next; with the holder it was taken over from (None: it was queued)."""
         self.expire_gone_holders()
         stamp = moment()
-        if not self.db.get().execute(_CLAIMABLE_ANY, (stamp,)).fetchone():
+        if not self.db.conn.execute(_CLAIMABLE_ANY, (stamp,)).fetchone():
             return None  # the common case needs no write lock
         with self.db.transaction() as conn:
             row = conn.execute(
@@ -146,14 +144,10 @@ class Jobs:
     def renew(self, job_id: int, holder: str, lease_seconds: float) -> bool:
         """Extend `holder`'s lease on a running job; False if it no longer holds it
         (it paused past its lease, and another server took the job over)."""
-        row = (
-            self.db.get()
-            .execute(
-                "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_holder = ? "
-                "AND status = 'running' RETURNING id",
-                (moment(lease_seconds), job_id, holder),
-            )
-            .fetchall()  # to the end: SQLite finishes the statement (and its lock) there
+        row = self.db.write(
+            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_holder = ? "
+            "AND status = 'running' RETURNING id",
+            (moment(lease_seconds), job_id, holder),
         )
         return bool(row)
 
@@ -161,20 +155,20 @@ class Jobs:
         """Leases of server processes of this machine that no longer run need not wait
         for their expiry: a restarted server resumes its own jobs at once, and leaves
         alone the jobs other servers run."""
-        rows = self.db.get().execute(
+        rows = self.db.conn.execute(
             "SELECT id, lease_holder FROM jobs WHERE status = 'running' AND lease_holder "
             "IS NOT NULL"
         )
         gone = [(job_id, h) for job_id, h in rows if is_gone(h)]
         for job_id, h in gone:
-            self.db.get().execute(
+            self.db.write(
                 "UPDATE jobs SET lease_expires_at = '' WHERE id = ? AND lease_holder = ?",
                 (job_id, h),
             )
         return [job_id for job_id, _ in gone]
 
     def active_in(self, collection_id: int) -> list[Job]:
-        rows = self.db.get().execute(
+        rows = self.db.conn.execute(
             _SELECT
             + " WHERE j.collection_id = ? AND j.status IN ('queued', 'running') ORDER BY j.id",
             (collection_id,),
@@ -183,7 +177,7 @@ class Jobs:
 
     def start(self, job_id: int) -> None:
         stamp = now()
-        self.db.get().execute(
+        self.db.write(
             "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?), "
             "message = NULL, updated_at = ? WHERE id = ?",
             (stamp, stamp, job_id),
@@ -193,7 +187,7 @@ class Jobs:
         self, job_id: int, *, total: int, done: int, images: int, faces: int, duplicates: int,
         errors: int, rate: float, video_seconds: float = 0.0, video_seconds_total: float = 0.0,
     ) -> None:  # fmt: skip
-        self.db.get().execute(
+        self.db.write(
             "UPDATE jobs SET total = ?, done = ?, images = ?, faces = ?, duplicates = ?, "
             "errors = ?, rate = ?, video_seconds = ?, video_seconds_total = ?, updated_at = ? "
             "WHERE id = ?",
@@ -208,15 +202,11 @@ class Jobs:
         only while that holder still has the job; returns whether the row changed."""
         stamp = now()
         finished = None if status in ACTIVE else stamp
-        row = (
-            self.db.get()
-            .execute(
-                "UPDATE jobs SET status = ?, message = ?, finished_at = ?, updated_at = ?, "
-                "lease_holder = NULL, lease_expires_at = NULL WHERE id = ? "
-                "AND (? IS NULL OR lease_holder = ?) RETURNING id",
-                (status, message, finished, stamp, job_id, holder, holder),
-            )
-            .fetchall()
+        row = self.db.write(
+            "UPDATE jobs SET status = ?, message = ?, finished_at = ?, updated_at = ?, "
+            "lease_holder = NULL, lease_expires_at = NULL WHERE id = ? "
+            "AND (? IS NULL OR lease_holder = ?) RETURNING id",
+            (status, message, finished, stamp, job_id, holder, holder),
         )
         return bool(row)
 

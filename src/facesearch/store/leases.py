@@ -22,7 +22,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from .connections import ThreadConnections
+from .db import Database
 
 
 def moment(after_seconds: float = 0.0) -> str:
@@ -70,7 +70,7 @@ def _pid_namespace() -> str:
 class Leases:
     """Named leases in the catalog (table `leases`)."""
 
-    def __init__(self, db: ThreadConnections) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def acquire(self, name: str, holder: str, seconds: float) -> bool:
@@ -99,9 +99,7 @@ class Leases:
 
     def holder(self, name: str) -> str | None:
         """Who holds `name` now; None if nobody does or the lease has expired."""
-        row = (
-            self.db.get()
-            .execute("SELECT holder, expires_at FROM leases WHERE name = ?", (name,))
-            .fetchone()
-        )
+        row = self.db.conn.execute(
+            "SELECT holder, expires_at FROM leases WHERE name = ?", (name,)
+        ).fetchone()
         return row[0] if row is not None and row[1] >= moment() else None

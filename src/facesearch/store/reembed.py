@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog, Collection, _context
+from .catalog import Catalog
+from .collections import Collection
+from .keys import context as _context
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,10 @@ NOT_DONE = (
 class ReembedStore:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.conn = catalog.conn
+
+    @property
+    def conn(self):
+        return self.catalog.conn
 
     def progress(self, collection: Collection, source: tuple[str, str],
                  target: tuple[str, str]) -> Progress:  # fmt: skip

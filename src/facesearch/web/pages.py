@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from .. import __version__
-from ..api.deps import SESSION_COOKIE, ServicesDep, resolve_actor
-from ..api.routes.auth import attempt_login, client_address, set_session_cookie
-from ..api.schemas import LEAD_NOTICE
 from ..errors import FacesearchError
+from ..frontdoor import (
+    SESSION_COOKIE,
+    attempt_login,
+    client_address,
+    resolve_actor,
+    services_of,
+    set_session_cookie,
+)
 from ..governance.auth import Actor, AuthenticationFailed, Permission
 from ..governance.throttle import TooManyAttempts
+from ..types import LEAD_NOTICE
 
 router = APIRouter(include_in_schema=False)
+# The app's services, without naming their type (it lives in api/, which mounts these pages).
+ServicesDep = Annotated[Any, Depends(services_of)]
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 P = Permission
 NO_STORE = {"Cache-Control": "no-store"}

@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ...errors import FacesearchError
-from ...governance.audit import LoginFailed, LoginLocked, LoginSucceeded
-from ...governance.auth import Actor, AuthenticationFailed, Permission, sha256
-from ...store.accounts import User
+from ...frontdoor import attempt_login, client_address, set_session_cookie
+from ...governance.audit import LoginFailed, LoginLocked
+from ...governance.auth import Actor, AuthenticationFailed, Permission
 from ..deps import SESSION_COOKIE, ActorDep, ServicesDep, require
 from ..schemas import LoginIn, LoginOut, Me, PasswordChange
-from ..state import Services
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -21,47 +20,6 @@ def me(actor: Actor) -> Me:
         role=actor.role.value, permissions=sorted(p.value for p in actor.permissions),
         must_change_password=actor.must_change_password, via=actor.via,
     )  # fmt: skip
-
-
-def set_session_cookie(response: Response, services: Services, token: str) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, token, max_age=int(services.settings.api.session_hours * 3600),
-        httponly=True, samesite="strict", secure=services.settings.api.secure_cookies, path="/",
-    )  # fmt: skip
-
-
-def attempted_name(typed: str, known: User | None) -> str:
-    """What the audit log keeps of a name typed at login: the account's name, or for
-    a name no account has only a short hash (people type passwords into it)."""
-    if known is not None:
-        return known.username
-    return "unknown:" + sha256(typed.strip().casefold())[:12]
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "api"
-
-
-def attempt_login(services: Services, username: str, password: str, origin: str):
-    """Log in unless the name or the address is locked out; failures and the locks
-    they cause are audited (under the account's organisation, so its supervisors
-    see them). Returns the session token and its actor."""
-    services.throttle.check(username, origin)
-    try:
-        token, actor = services.auth.login(username, password)
-    except AuthenticationFailed:
-        known = services.accounts.user_named(username.strip())
-        organisation_id = known.organisation_id if known else None
-        name = attempted_name(username, known)
-        services.record("anonymous", LoginFailed(name), origin, organisation_id)
-        for lock in services.throttle.failed(username, origin):
-            key = name if lock.kind == "account" else lock.key
-            services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
-                            organisation_id)  # fmt: skip
-        raise
-    services.throttle.succeeded(username)
-    services.record(actor, LoginSucceeded(actor.username), origin)
-    return token, actor
 
 
 @router.post("/login", response_model=LoginOut)
