@@ -28,13 +28,13 @@ def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:
 
 
 def own_collection_names(catalog: Catalog, actor: Actor) -> list[str]:
-    return [c["name"] for c in catalog.collections(actor.organisation_id)]
+    return [c.name for c in catalog.collections_of(actor.organisation_id)]
 
 
 def own_collections(catalog: Catalog, actor: Actor) -> list[Collection]:
     """Every collection of the actor's organisation (names alone are ambiguous
     across organisations, so the engine is given these)."""
-    return [own_collection(catalog, actor, name) for name in own_collection_names(catalog, actor)]
+    return catalog.collections_of(actor.organisation_id)
 
 
 def own_image(catalog: Catalog, actor: Actor, image_id: int) -> dict:

@@ -87,6 +87,7 @@ class Catalog:
     create_collection = _Via("collection_store", "create")
     collection = _Via("collection_store", "named")
     collections = _Via("collection_store", "with_counts")
+    collections_of = _Via("collection_store", "of_organisation")
     set_retention = _Via("collection_store")
     delete_collection = _Via("collection_store", "delete")
 
