@@ -67,6 +67,7 @@ RESULTS = REPO / "bench" / "results"
 DATA = Path(os.environ.get("FACESEARCH_DATA", REPO.parent / "shared" / "data"))
 Row = dict[str, Any]
 FMRS = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
+KEPT: dict[str, list[Path]] = {}  # per dataset, the images a face was found in
 
 
 def log(message: str) -> None:
@@ -97,6 +98,26 @@ def wild_labels(folder: Path, paths: list[Path]) -> list[str]:
     return [find(p.name) for p in paths]
 
 
+def wild_pair_check(labels: np.ndarray, paths: list[Path], truth: np.ndarray) -> Row:
+    """Wild's labels are pairs: of the grouped pairs that count against precision, how
+    many are labelled "No" (a real error) and how many are labelled neither way."""
+    no = set()
+    for name in ("master.csv", "face-recognition-pivot.csv"):
+        for row in csv.DictReader((DATA / "wild" / name).open()):
+            row = {k.lower(): v for k, v in row.items()}
+            if row["decision"].strip().lower() == "no":
+                no.add(frozenset((Path(row["file_x"]).name, Path(row["file_y"]).name)))
+    labelled_no = unlabelled = 0
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            if labels[i] >= 0 and labels[i] == labels[j] and truth[i] != truth[j]:
+                if frozenset((paths[i].name, paths[j].name)) in no:
+                    labelled_no += 1
+                else:
+                    unlabelled += 1
+    return {"grouped_pairs_labelled_no": labelled_no, "grouped_pairs_unlabelled": unlabelled}
+
+
 def dataset(name: str, limit: int | None = None) -> tuple[list[Path], list[str]]:
     if name == "lfw":
         paths = sorted((DATA / "lfw" / "images_deepfunneled").glob("*/*.jpg"))[:limit]
@@ -121,6 +142,7 @@ def embeddings(
     got = embed_files(paths, settings, [model], mirrored=False)[model]
     log(f"{name}: {len(paths)} images embedded by {model} in {time.perf_counter() - started:.0f}s")
     keep = got.found
+    KEPT[name] = [p for p, ok in zip(paths, keep.tolist(), strict=True) if ok]
     faces = Faces(got.plain[keep], np.arange(int(keep.sum())), got.quality[keep])
     return faces, np.array(labels)[keep]
 
@@ -212,6 +234,9 @@ def quality(
             and abs(r["threshold"] - round(base.threshold, 4)) < 1e-9
         )
         inc = rows[-1]
+        extra: Row = {}
+        if name == "wild":
+            extra = wild_pair_check(cluster(faces, base), KEPT[name], truth)
         headline.append(
             {
                 "dataset": name if limit is None or name != "lfw" else f"lfw[:{limit}]",
@@ -225,6 +250,7 @@ def quality(
                 "persons": default["persons"],
                 "true_persons": default["true_persons"],
                 "unassigned_share": default["unassigned_share"],
+                **extra,
                 "incremental": {
                     k: inc[k]
                     for k in (

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, cache_dir: Path, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, cache_dir: Path, serve_args: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.data_dir = data_dir
+        self.serve_args = serve_args
         self.cache_dir = cache_dir
         self.env = {**os.environ, "FACESEARCH_WORKERS": "1", **env}
         self.port = free_port()
@@ -36,7 +39,7 @@ class Server:
         command = [
             sys.executable, "-m", "facesearch", "--data-dir", str(self.data_dir),
             "--cache-dir", str(self.cache_dir), "serve", "--host", "127.0.0.1",
-            "--port", str(self.port),
+            "--port", str(self.port), *self.serve_args,
         ]  # fmt: skip
         self.output = []
         self.process = subprocess.Popen(

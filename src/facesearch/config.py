@@ -113,6 +113,9 @@ class ApiSettings(BaseModel):
     # Set behind HTTPS so the session cookie is never sent in clear.
     secure_cookies: bool = False
     max_top_k: int = Field(200, ge=1)
+    # Searches that run their models at once in one server process: each holds its own
+    # detector and recogniser (OpenCV's nets are not safe to share between threads).
+    search_models: int = Field(4, ge=1, le=64)
 
 
 class IndexSettings(BaseModel):
@@ -134,6 +137,10 @@ class IndexSettings(BaseModel):
     refine: int = Field(50, ge=1)
     # A collection filter that keeps at most this many faces is searched exactly.
     filter_exact_max: int = Field(50_000, ge=0)
+    # The back end (index/registry.py): "embedded" (files in the data folder), "milvus",
+    # "flat" (exact, in RAM, refilled from the catalog at each start) or "auto":
+    # milvus when `uri` is set, embedded otherwise.
+    backend: str = Field("auto", pattern=r"^[a-z][a-z0-9_]*$")
     # Where the vectors live: unset keeps the embedded index in the data folder; a
     # Milvus URI (http://host:19530, https://… for TLS) uses that Milvus standalone
     # server or cluster instead (needs `pip install -e ".[milvus]"`).
@@ -213,6 +220,9 @@ class JobSettings(BaseModel):
     # resumes it. Longer than any pause of a healthy server; the servers' clocks must
     # agree to well within it.
     lease_seconds: float = Field(30.0, ge=2)
+    # The niceness of the thread that runs ingest jobs in a server (and of the worker
+    # processes it starts): searches get the cores first, so an ingest cannot starve them.
+    nice: int = Field(10, ge=0, le=19)
 
 
 class RaySettings(BaseModel):

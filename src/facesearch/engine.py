@@ -6,9 +6,13 @@ Front doors (the CLI today; the API and web later) build `Settings`, open an
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -16,8 +20,8 @@ from . import ingest as ingest_module
 from .config import DecodeSettings, Settings
 from .errors import FacesearchError, ModelMismatch
 from .evaluation import calibration
-from .index.base import CollectionFilteredIndex
-from .index.persistent import PersistentIndex
+from .index.base import CatalogBackedIndex
+from .index.registry import IndexRequest, open_index
 from .index.sealed import IndexDamaged
 from .models import declared
 from .models.cache import ModelCache
@@ -36,9 +40,6 @@ from .store.catalog import Catalog, Collection
 from .store.people import PeopleStore
 from .types import FaceRecord, Hit
 
-if TYPE_CHECKING:
-    from .index.milvus import MilvusIndex
-
 
 @dataclass
 class SearchResult:
@@ -51,18 +52,33 @@ class SearchResult:
 
 
 class Engine:
+    """Searches may run in many threads at once: each borrows one of `search_models`
+    analyzers (OpenCV's nets are not safe for concurrent use) and reads the catalog on
+    its own thread's connection (the database's reader, or `reader` where given); the
+    index takes care of its own readers and writers."""
+
     def __init__(
-        self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None
-    ) -> None:
+        self, settings: Settings, catalog: Catalog | None = None, analyzer: Analyzer | None = None,
+        reader: Callable[[], Catalog] | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         # A declared model that fails its checks stops start before the catalog opens.
         declared.install(settings)
         self.catalog = catalog or open_catalog(settings)
+        self.reader = reader
         # Loaded on first use, so commands that never touch a model start fast.
         self._analyzer = analyzer
-        self._index: PersistentIndex | MilvusIndex | None = None
+        self._idle: queue.SimpleQueue[Analyzer] = queue.SimpleQueue()
+        self._loaded = 0  # analyzers made for searches, at most `search_models`
+        self._lock = threading.Lock()
+        self._index: CatalogBackedIndex | None = None
         self._calibration: calibration.Calibration | Literal[False] | None = None
         self._people: People | None = None
+
+    @property
+    def reads(self) -> Catalog:
+        """The catalog for this thread's reads on the search path."""
+        return self.reader() if self.reader is not None else self.catalog
 
     def close(self) -> None:
         if self._index is not None:
@@ -91,9 +107,31 @@ class Engine:
 
     @property
     def analyzer(self) -> Analyzer:
-        if self._analyzer is None:
-            self._analyzer = Analyzer.load(self.settings)
-        return self._analyzer
+        with self._lock:
+            if self._analyzer is None:
+                self._analyzer = Analyzer.load(self.settings)
+            return self._analyzer
+
+    @contextmanager
+    def borrowed_analyzer(self) -> Iterator[Analyzer]:
+        """An analyzer no other thread uses meanwhile: one of up to `search_models`,
+        made when all are busy, waited for once that many exist."""
+        try:
+            analyzer = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                make = self._loaded < max(self.settings.api.search_models, 1)
+                self._loaded += make
+            if not make:
+                analyzer = self._idle.get()
+            elif self._loaded == 1:
+                analyzer = self.analyzer  # the first is the one ingest and tests share
+            else:
+                analyzer = Analyzer.load(self.settings)
+        try:
+            yield analyzer
+        finally:
+            self._idle.put(analyzer)
 
     # collections
 
@@ -241,24 +279,19 @@ class Engine:
             self.remove_orphan_persons()
         return purged
 
-    def vector_index(self) -> PersistentIndex | MilvusIndex:
-        if self._index is None and self.settings.index.uri:
-            from .index.milvus import MilvusIndex  # pymilvus is an optional dependency
-
-            spec = self.embedder_spec
-            self._index = MilvusIndex(
-                self.settings.index, spec.name, spec.version, spec.embedding_dim or 128
-            )
-        if self._index is None:
-            spec = self.embedder_spec
-            # Its files are encrypted with a data key of their own, wrapped by the
-            # master key in the catalog like every collection's.
-            key = self.catalog.data_key(None, f"index:{spec.name}-{spec.version}")
-            self._index = PersistentIndex(
-                self.settings.index_dir / f"{spec.name}-{spec.version}",
-                spec.name, spec.version, spec.embedding_dim or 128, self.settings.index, key,
-            )  # fmt: skip
-        return self._index
+    def vector_index(self) -> CatalogBackedIndex:
+        """The index of this engine's model, opened by the back end the settings name."""
+        index = self._index
+        if index is not None:
+            return index
+        with self._lock:
+            if self._index is None:
+                spec = self.embedder_spec
+                self._index = open_index(IndexRequest(
+                    self.settings, spec.name, spec.version, spec.embedding_dim or 128,
+                    lambda: self.catalog.data_key(None, f"index:{spec.name}-{spec.version}"),
+                ))  # fmt: skip
+            return self._index
 
     def index_info(self) -> dict:
         index = self.vector_index()
@@ -305,7 +338,8 @@ class Engine:
         if top_k < 1:
             raise FacesearchError("top_k must be at least 1")
         image = decode(photo, limits or self.settings.decode)
-        faces = self.analyzer.faces(image.pixels)
+        with self.borrowed_analyzer() as analyzer:
+            faces = analyzer.faces(image.pixels)
         if not faces:
             raise FacesearchError("no face was found in the probe photo")
         faces.sort(key=lambda f: f.detection.area, reverse=True)
@@ -324,7 +358,7 @@ class Engine:
         self, face_id: int, top_k: int = 10, collections: list[str | Collection] | None = None
     ) -> tuple[list[Hit], int]:
         """Rank stored faces by similarity to a stored face, which is left out."""
-        vector, model, version = self.catalog.embedding(face_id)
+        vector, model, version = self.reads.embedding(face_id)
         spec = self.embedder_spec
         if (model, version) != (spec.name, spec.version):
             raise ModelMismatch(
@@ -338,21 +372,23 @@ class Engine:
     def rank(
         self, embedding: np.ndarray, top_k: int, collections: list[str | Collection] | None = None
     ) -> tuple[list[Hit], int]:
-        """The stored faces nearest to `embedding`, best first, and how many were searched."""
+        """The stored faces nearest to `embedding`, best first, and how many were searched.
+
+        A collection filter is the index's own (each face's collection is in it), so its
+        cost follows the collections' faces, not the whole archive's."""
         index = self._vector_index()
-        allowed = None
-        if collections is not None:
-            chosen = [self._collection(c) for c in collections]
-            allowed = self.catalog.face_ids(chosen) if chosen else np.zeros(0, np.int64)
-            if not len(allowed):
-                return [], 0
-        if allowed is not None and isinstance(index, CollectionFilteredIndex):
-            query = embedding[None, :]
-            scores, ids = index.search_collections(query, top_k, [c.id for c in chosen])
+        query = np.asarray(embedding, dtype=np.float32)[None, :]
+        if collections is None:
+            scores, ids = index.search(query, top_k)
+            searched = len(index)
         else:
-            scores, ids = index.search(embedding[None, :], top_k, allowed)
+            chosen = [c.id for c in map(self._collection, collections)]
+            searched = index.count(chosen) if chosen else 0
+            if not searched:
+                return [], 0
+            scores, ids = index.search_collections(query, top_k, chosen)
         pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
-        rows = self.catalog.faces(i for _, i in pairs)
+        rows = self.reads.faces(i for _, i in pairs)
         # A face deleted by another process after this search began is not shown.
         pairs = [(s, i) for s, i in pairs if i in rows]
         hits = [
@@ -364,27 +400,27 @@ class Engine:
             )
             for rank, (score, i) in enumerate(pairs, start=1)
         ]  # fmt: skip
-        moments = videos.moments(self.catalog, [h.face_id for h in hits])
+        moments = videos.moments(self.reads, [h.face_id for h in hits])
         if moments:
             hits = [
                 replace(h, video=moments[h.face_id].as_dict()) if h.face_id in moments else h
                 for h in hits
             ]
-        hits = self._calibrated(hits)
-        searched = len(index) if allowed is None else len(allowed)
-        return hits, searched
+        return self._calibrated(hits), searched
 
     def _collection(self, collection: str | Collection) -> Collection:
         """A collection given as itself, or by a name that only one organisation uses."""
         if isinstance(collection, Collection):
             return collection
-        return self.catalog.collection(collection)
+        return self.reads.collection(collection)
 
     def reload_index(self) -> None:
-        """Close the index; the next search reopens it and catches up with the catalog."""
-        if self._index is not None:
-            self._index.close()
-        self._index = None
+        """Close the index; the next search reopens it and catches up with the catalog.
+        A search already holding the old one finishes on it."""
+        with self._lock:
+            index, self._index = self._index, None
+        if index is not None:
+            index.close()
 
     def _calibrated(self, hits: list[Hit]) -> list[Hit]:
         """Each hit with its estimated false match rate and band, where the model has
@@ -407,14 +443,13 @@ class Engine:
             for h in hits
         ]
 
-    def _vector_index(self) -> PersistentIndex | MilvusIndex:
+    def _vector_index(self) -> CatalogBackedIndex:
         index = self.vector_index()
-        index.sync(self.catalog)
+        catalog = self.reads
+        index.sync(catalog)
         if not len(index):
             spec = self.embedder_spec
-            others = [
-                m for m in self.catalog.face_models() if (m[0], m[1]) != (spec.name, spec.version)
-            ]
+            others = [m for m in catalog.face_models() if (m[0], m[1]) != (spec.name, spec.version)]
             if others:
                 held = ", ".join(f"{n} {v} ({c} faces)" for n, v, c in others)
                 raise ModelMismatch(

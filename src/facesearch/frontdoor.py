@@ -61,6 +61,19 @@ def attempted_name(typed: str, known: User | None) -> str:
     return "unknown:" + sha256(typed.strip().casefold())[:12]
 
 
+def record_failed_login(
+    services: Services, who: Actor | str | None, username: str, name: str, origin: str,
+    organisation_id: int | None,
+) -> None:  # fmt: skip
+    """The one place a wrong password is audited (LoginFailed) and counted towards a
+    lock-out (LoginLocked): at login and when a password change gives the wrong one."""
+    services.record(who, LoginFailed(name), origin, organisation_id)
+    for lock in services.throttle.failed(username, origin):
+        key = name if lock.kind == "account" else lock.key
+        services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
+                        organisation_id)  # fmt: skip
+
+
 def attempt_login(services: Services, username: str, password: str, origin: str):
     """Log in unless the name or the address is locked out; failures and the locks
     they cause are audited (under the account's organisation, so its supervisors
@@ -71,12 +84,8 @@ def attempt_login(services: Services, username: str, password: str, origin: str)
     except AuthenticationFailed:
         known = services.accounts.user_named(username.strip())
         organisation_id = known.organisation_id if known else None
-        name = attempted_name(username, known)
-        services.record("anonymous", LoginFailed(name), origin, organisation_id)
-        for lock in services.throttle.failed(username, origin):
-            key = name if lock.kind == "account" else lock.key
-            services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
-                            organisation_id)  # fmt: skip
+        record_failed_login(services, "anonymous", username, attempted_name(username, known),
+                            origin, organisation_id)  # fmt: skip
         raise
     services.throttle.succeeded(username)
     services.record(actor, LoginSucceeded(actor.username), origin)

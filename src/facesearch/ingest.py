@@ -110,8 +110,9 @@ def ingest(
             result, refused = _screen_tracks(result, screen)
             report.blocked += refused
         saved = videos.store_segment(
-            catalog, collection, report.run_id, result, model.name, model.version
-        )
+            catalog, collection, report.run_id, result, model.name, model.version,
+            stitch=(settings.video.track_gap_s * 1000, settings.video.track_similarity),
+        )  # fmt: skip
         for stage, seconds in result.timings.items():
             report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + seconds
         report.stage_seconds["store"] = (

@@ -11,7 +11,9 @@ it stopped, with nothing lost and nothing stored twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +24,12 @@ from .ingest import IngestReport, Screen
 from .pipeline.analyze import Analyzer
 from .storage import open_catalog
 from .store.jobs import Job, Jobs
-from .store.leases import this_process
+from .store.leases import Leases, this_process
 
 log = logging.getLogger(__name__)
+
+
+RUNNER_LEASE = "ingest-runner"
 
 
 class _Stop(BaseException):
@@ -54,6 +59,9 @@ class JobRunner:
         self.on_takeover = on_takeover
         self.holder = this_process()
         self.lease_seconds = settings.jobs.lease_seconds
+        # One runner per deployment takes jobs, however many server processes there are
+        # (`serve --workers N`): ingest already spreads over `workers` processes.
+        self.leases = Leases(jobs.db)
         self.last_report: dict[int, IngestReport] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -92,17 +100,29 @@ class JobRunner:
         job = self.jobs.get(job_id)
         if job.status == "queued":
             self.jobs.finish(job_id, "cancelled", "cancelled before it started")
-        elif job.status == "running":
+        elif job.status == "running" and self.current == job_id:
             with self._lock:
                 self._cancelled.add(job_id)
+        elif job.status == "running":
+            # Run by another server process: ending its row takes its lease, and that
+            # process stops at its next batch (it finds the lease lost).
+            ended = self.jobs.finish(job_id, "cancelled", "cancelled; what was stored is kept")
+            if ended and self.on_finish:
+                self.on_finish(self.jobs.get(job_id))
         return self.jobs.get(job_id)
 
     def _loop(self) -> None:
+        # Linux keeps a niceness per thread, and processes started from this thread
+        # inherit it: ingest yields the cores to the searches of this server.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.settings.jobs.nice)
         # Idle servers look for jobs whose server died a few times per lease.
         idle = min(5.0, self.lease_seconds / 3)
         while not self._stopping.is_set():
             try:
-                claimed = self.jobs.claim(self.holder, self.lease_seconds)
+                claimed = None
+                if self.leases.acquire(RUNNER_LEASE, self.holder, self.lease_seconds):
+                    claimed = self.jobs.claim(self.holder, self.lease_seconds)
             except Exception:  # the catalog may be unreachable for a while
                 log.exception("cannot look for ingest jobs")
                 claimed = None
@@ -116,10 +136,15 @@ class JobRunner:
                 if self.on_takeover:
                     self.on_takeover(job, taken_from)
             self._run(job)
+        try:
+            self.leases.release(RUNNER_LEASE, self.holder)
+        except Exception:  # it expires anyway
+            log.exception("cannot release the ingest runner's lease")
 
     def _heartbeat(self, job_id: int, done: threading.Event, lost: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             try:
+                self.leases.acquire(RUNNER_LEASE, self.holder, self.lease_seconds)
                 if not self.jobs.renew(job_id, self.holder, self.lease_seconds):
                     log.warning("lost the lease of ingest job %s to another server", job_id)
                     lost.set()

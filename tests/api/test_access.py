@@ -21,6 +21,8 @@ ANONYMOUS_OK = {
     "/admin",
     "/oversight",
     "/account",
+    "/people",
+    "/people/{person_id}",
 }
 
 
@@ -45,7 +47,15 @@ def test_nothing_but_health_and_the_login_page_answers_without_credentials(world
     assert checked >= 30
     assert client.get("/health").json() == {"status": "ok"}
     # Pages send a person to the login page instead.
-    for page in ("/search", "/collections", "/admin", "/oversight", "/account"):
+    for page in (
+        "/search",
+        "/collections",
+        "/admin",
+        "/oversight",
+        "/account",
+        "/people",
+        "/people/1",
+    ):
         answer = client.get(page, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 

@@ -197,7 +197,7 @@ def test_a_pending_authorisation_must_come_in_time_or_the_results_are_purged(
     with TestClient(app) as client:
         services = app.state.services
         # As the routes do: the retention thread uses the same engine from its start.
-        with services.engine_lock:
+        with services.write_lock:
             services.engine.create_collection("c", "wild", "test")
             services.engine.ingest([wild / "img1.jpg", wild / "img4.jpg"], "c")
         org = services.accounts.organisation_named("default")

@@ -62,6 +62,11 @@ def browser():
         chromium.close()
 
 
+def _appearances(page, count: int) -> None:
+    # Locators, not wait_for_function: the pages' CSP forbids evaluating strings.
+    sync_api.expect(page.locator(".appearance")).to_have_count(count)
+
+
 def _count(page) -> int:
     return int(page.locator("#person-count").inner_text().split()[0])
 
@@ -95,13 +100,13 @@ def test_name_split_undo_merge_undo(site, browser):
     page.click("#split")
     page.wait_for_selector("#toast:has-text('split into person')")
     split_into = page.locator("#toast").inner_text().rsplit(" ", 1)[-1]
-    page.wait_for_function("document.querySelectorAll('.appearance').length === 3")
+    _appearances(page, 3)
     assert _count(page) == 3
     page.screenshot(path=OUTPUT / "person-split.png", full_page=True)
 
     page.locator("#operations li:has-text('split') button.undo").click()
     page.wait_for_selector("#toast:has-text('undid the split')")
-    page.wait_for_function("document.querySelectorAll('.appearance').length === 4")
+    _appearances(page, 4)
 
     # Split again, then merge the new person back from its own page, and undo that.
     page.locator(".appearance input[type=checkbox]").first.check()
@@ -115,10 +120,10 @@ def test_name_split_undo_merge_undo(site, browser):
     page.click("#merge button[type=submit]")
     page.wait_for_selector(f"#toast:has-text('merged into person {person}')")
     page.goto(site.url + f"/people/{person}")
-    page.wait_for_function("document.querySelectorAll('.appearance').length === 4")
+    _appearances(page, 4)
     assert page.locator("#person-name").inner_text() == "Jane Roe"
     page.locator("#operations li:has-text('merge') button.undo").first.click()
     page.wait_for_selector("#toast:has-text('undid the merge')")
-    page.wait_for_function("document.querySelectorAll('.appearance').length === 3")
+    _appearances(page, 3)
     page.screenshot(path=OUTPUT / "person-undone.png", full_page=True)
     assert not errors, errors

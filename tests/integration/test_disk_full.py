@@ -9,6 +9,7 @@ mount is refused); the file size limit (RLIMIT_FSIZE) needs no privilege.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -41,6 +42,10 @@ class Disk:
     def grow(self, size: str = "256m") -> None:
         subprocess.run(["mount", "-o", f"remount,size={size}", str(self.folder)], check=True)
 
+    def used_bytes(self) -> int:
+        stat = os.statvfs(self.folder)
+        return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+
 
 @contextmanager
 def small_disk(folder: Path, size: str) -> Iterator[Disk]:
@@ -65,6 +70,7 @@ class Slice:
     folder: Path
     readable: list[Path]
     reference: dict
+    catalog_bytes: int  # the catalog files of the uninterrupted ingest
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +83,8 @@ def lfw_slice(lfw, tmp_path_factory, cache_dir, analyzer) -> Slice:
     with Engine(settings, analyzer=analyzer) as engine:
         engine.create_collection("c", "LFW", "test")
         engine.ingest([folder], "c")
-    return Slice(folder, readable, snapshot(settings.catalog_path))
+    catalog_bytes = sum(p.stat().st_size for p in settings.data_dir.glob("catalog.sqlite3*"))
+    return Slice(folder, readable, snapshot(settings.catalog_path), catalog_bytes)
 
 
 def _assert_clear_error(stderr: str) -> None:
@@ -96,8 +103,11 @@ def _assert_opens_and_verifies(data_dir: Path, cache_dir: Path) -> None:
 @pytest.mark.slow
 def test_catalog_disk_full_mid_ingest(lfw_slice, tmp_path, cache_dir):
     data_dir = tmp_path / "data"
-    with small_disk(data_dir, "700k") as disk:
+    with small_disk(data_dir, "64m") as disk:
         create_collection(data_dir, cache_dir)
+        # Room for about half the ingest's catalog beyond the empty one, whatever size the
+        # schema makes an empty catalog.
+        disk.grow(f"{(disk.used_bytes() + lfw_slice.catalog_bytes // 2) // 1024}k")
         # The index on a disk of its own, so that the catalog is what fills up.
         with small_disk(data_dir / "index", "64m"):
             failed = run_ingest(data_dir, cache_dir, lfw_slice.folder, "c")

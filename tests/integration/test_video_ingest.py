@@ -73,7 +73,7 @@ def test_a_photo_search_finds_each_person_in_the_video_at_the_moment(catalog_eng
 
 
 def test_a_long_video_is_stored_in_segments_and_not_twice(engine, clip):
-    folder, _ = clip
+    folder, appearances = clip
     engine.settings.video.segment_s = 3.0
     engine.create_collection("footage", "built clips", "test")
     report = engine.ingest([folder], "footage")
@@ -85,14 +85,20 @@ def test_a_long_video_is_stored_in_segments_and_not_twice(engine, clip):
     kind, duration, segments, complete, faces = row.fetchone()
     assert (kind, duration, segments, complete) == ("video", 10_000, 4, 1)
     assert faces == report.faces == conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-    # Each track's faces lie within it; a track is cut at a segment's end.
+    # Each track's faces lie within it; a person on screen across a segment's edge is
+    # one track, joined at the edge: as many tracks as appearances, as in one segment.
+    spans = []
     for start, end, low, high in conn.execute(
         "SELECT t.start_ms, t.end_ms, MIN(f.time_ms), MAX(f.time_ms) FROM tracks t "
         "JOIN faces f ON f.track_id = t.id GROUP BY t.id"
     ):
         assert start <= low <= high <= end
-        assert start // 3000 == end // 3000
+        spans.append((start, end))
     conn.close()
+    crossing = [a for a in appearances if a.start_ms // 3000 != (a.end_ms - 1) // 3000]
+    assert crossing and len(spans) == len(appearances) == report.tracks
+    for a in crossing:
+        assert any(s <= a.start_ms + 500 and e >= a.end_ms - 600 for s, e in spans), a
     again = engine.ingest([folder], "footage")
     assert (again.duplicates, again.segments, again.faces) == (1, 0, 0)
 

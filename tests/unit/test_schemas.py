@@ -19,7 +19,7 @@ def test_a_match_has_urls_and_the_file_name_not_the_server_path_nor_the_thumbnai
         "filename": "p001.jpg", "source_url": "https://example.org/p/1",
         "captured_at": "2024-05-01T10:00:00", "box": {"x": 10, "y": 21, "w": 30, "h": 40},
         "thumbnail_url": "/api/faces/7/thumbnail", "image_url": "/api/images/3/file",
-        "face_url": "/api/faces/7", "video": None, "clip_url": None,
+        "face_url": "/api/faces/7", "video": None, "clip_url": None, "person": None,
     }  # fmt: skip
 
 

@@ -35,7 +35,7 @@ def _vectors(count: int, seed: int = 0) -> np.ndarray:
 
 
 class Source:
-    """The two catalog calls `rebuild` makes, over arrays (the real catalog is in
+    """The catalog calls `rebuild` makes, over arrays (the real catalog is in
     tests/cli/test_sealed_index_cli.py)."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -47,6 +47,9 @@ class Source:
     def embeddings_between(self, model, version, after, upto, limit):
         chosen = (self.ids > after) & (self.ids <= upto)
         return self.ids[chosen][:limit], self.vectors[chosen][:limit]
+
+    def collection_ids_of(self, ids: np.ndarray) -> np.ndarray:
+        return np.ones(len(ids), dtype=np.int64)
 
 
 def _flip(path: Path, offset: int) -> None:

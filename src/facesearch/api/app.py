@@ -10,7 +10,9 @@ build as many independent apps as they like.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 
 from .. import __version__
 from ..config import Settings
@@ -29,6 +32,7 @@ from ..jobs import JobRunner
 from ..storage import open_catalog, open_database
 from ..store.accounts import Accounts
 from ..store.jobs import Jobs
+from ..store.logins import Logins
 from ..web import pages
 from .background import JobEvents, RetentionPurger
 from .errors import add_error_handlers
@@ -58,6 +62,30 @@ ROUTERS = (
 )  # fmt: skip
 
 
+# `serve --workers N`: the settings every worker process builds its app from.
+SETTINGS_ENV = "FACESEARCH_SERVE_SETTINGS_JSON"
+
+
+def settings_for_workers(settings: Settings) -> str:
+    """The settings as JSON, secrets included (the workers are this user's children)."""
+
+    def plain(value):
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(dict(settings.model_dump(mode="python"))), default=str)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `serve --workers N` worker (uvicorn's factory)."""
+    return create_app(Settings.model_validate(json.loads(os.environ[SETTINGS_ENV])))
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """A server over the catalog in `settings.data_dir`. `engine` lets a caller
     (a test) share models it has already loaded."""
@@ -77,7 +105,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: services.catalog.stats()),
         audit=actions.connections_audit(settings, db),
-        throttle=LoginThrottle(settings.api),
+        throttle=LoginThrottle(settings.api, Logins(db)),
     )  # fmt: skip
     events.services = services
 

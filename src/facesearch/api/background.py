@@ -16,13 +16,14 @@ from ..governance import actions
 from ..governance.audit import JobTakenOver, Who
 from ..governance.rights import purge_expired_pending, purge_retention
 from ..store.jobs import Job
+from ..store.leases import Leases, this_process
 from .state import Services
 
 log = logging.getLogger(__name__)
 
 
 class JobEvents:
-    """The job runner's callbacks: reload the index, count in the metrics, audit."""
+    """The job runner's callbacks: count in the metrics, audit."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -32,10 +33,10 @@ class JobEvents:
         assert self.services is not None, "create_app sets the services before jobs run"
         return self.services
 
+    # A job's batches reach the index through the job's own engine; this engine's
+    # index catches up from the catalog before its next search.
     def progress(self, job: Job, report) -> None:
         services = self._services()
-        with services.engine_lock:
-            services.engine.reload_index()
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
 
     def screen_for(self, job_engine: Engine):
@@ -44,8 +45,6 @@ class JobEvents:
 
     def finished(self, job: Job) -> None:
         services = self._services()
-        with services.engine_lock:
-            services.engine.reload_index()
         services.metrics.job_finished(job.id)
         report = services.runner.last_report.pop(job.id, None)
         server = Who("server", job.organisation_id, "server")
@@ -63,10 +62,14 @@ class JobEvents:
 
 
 class RetentionPurger:
-    """Purges expired photos at start and then every `retention_check_minutes`."""
+    """Purges expired photos at start and then every `retention_check_minutes`, in one
+    server process of the deployment at a time (a named lease), not in every worker."""
+
+    LEASE = "retention-purge"
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.leases = Leases(services.db)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
@@ -81,14 +84,16 @@ class RetentionPurger:
         interval = self.services.settings.governance.retention_check_minutes * 60
         while not self._stop.is_set():
             try:
-                self.purge_once()
+                # Held a little past the next pass, so the holder keeps it while it lives.
+                if self.leases.acquire(self.LEASE, this_process(), interval + 60):
+                    self.purge_once()
             except Exception:  # a failed purge is retried; it must not stop the server
                 log.exception("retention purge failed")
             self._stop.wait(interval)
 
     def purge_once(self) -> list[dict]:
         services = self.services
-        with services.engine_lock:
+        with services.write_lock:
             engine = services.engine
             purged = purge_retention(
                 engine, actions.engine_audit(engine), Who("server", None, "server"),

@@ -17,10 +17,10 @@ def who_is(actor: Actor) -> Who:
 
 def caller(services: Services, actor: Actor) -> Caller:
     """The actor as governed actions see it: entries in the server's audit log,
-    scoping read from this thread's catalog, engine calls taking turns under the
-    engine lock."""
+    scoping read from this thread's catalog, person searches taking turns under the
+    write lock (photo and face searches need none)."""
     return Caller(services.settings, services.engine, services.audit, who_is(actor),
-                  services.catalog, lambda: services.engine_lock)  # fmt: skip
+                  services.catalog, lambda: services.write_lock)  # fmt: skip
 
 
 def own_collection(catalog: Catalog, actor: Actor, name: str) -> Collection:

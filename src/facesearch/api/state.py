@@ -42,8 +42,8 @@ class ClientOrigin:
 @dataclass
 class Services:
     settings: Settings
-    # The engine holds the models and the in-memory index; OpenCV's models are
-    # not thread-safe, so searches take turns under `engine_lock`.
+    # The engine holds the models and the index. Searches run on it in many threads
+    # at once (it lends each one analyzer; the database gives each thread a reader).
     engine: Engine
     # The one database: the engine's catalog and every store below run on it.
     db: Database
@@ -55,7 +55,9 @@ class Services:
     # The audit log over per-thread connections; see `record`.
     audit: AuditLog
     throttle: LoginThrottle
-    engine_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Writes through the engine's own catalog (erasure, retention purges) take turns:
+    # they share one connection. Searches never take it.
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, actor: Actor | str | None, event, origin: str = "", organisation_id=None):
         """Append `event` to the audit log as done by `actor`: an account, a name

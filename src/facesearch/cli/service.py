@@ -5,6 +5,7 @@ Kept apart from the core commands so the core commands start without importing t
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -75,15 +76,20 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes behind the one port.")
+    ] = 1,
 ) -> None:
     """Start the web interface and the REST API (OpenAPI at /docs).
 
     On a catalog without accounts an administrator 'admin' is created first and
-    its one-time password printed. Example: facesearch serve --port 8000
+    its one-time password printed. With --workers N, N processes answer on the one
+    port; ingest jobs and retention purges still run in one of them at a time.
+    Example: facesearch serve --port 8000 --workers 2
     """
     import uvicorn
 
-    from ..api.app import create_app
+    from ..api.app import SETTINGS_ENV, create_app, settings_for_workers
 
     settings: Settings = ctx.obj
     app = create_app(settings)
@@ -96,7 +102,13 @@ def serve(
     services.engine.fetch_models([settings.detector, settings.embedder])
     out.print(f"facesearch on http://{host}:{port}/  (API documentation: /docs)")
     # Open progress streams must not hold a shutdown up for long.
-    uvicorn.run(
-        app, host=host, port=port, log_level="info", proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    options = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
+               "timeout_graceful_shutdown": 5}  # fmt: skip
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    services.engine.close()
+    # Each worker builds its own app from these settings (uvicorn starts them afresh).
+    os.environ[SETTINGS_ENV] = settings_for_workers(settings)
+    uvicorn.run("facesearch.api.app:app_from_environment", factory=True, workers=workers,
+                **options)  # fmt: skip

@@ -74,8 +74,9 @@ class Caller:
     """Who acts through which engine, and where the entries go.
 
     `catalog` answers the reads of scoping (the server's per-thread catalog; the
-    engine's when None); `guard` is held around every engine call (the server's
-    engine lock)."""
+    engine's when None); `guard` is held around the engine calls that read through
+    the engine's own catalog connection (a person search; the server's write lock).
+    Photo and stored-face searches run without it, many at once (engine.py)."""
 
     settings: Settings
     engine: Engine
@@ -184,8 +185,7 @@ def search(
     answer and the record alike. `access_request`: the search of a data-subject
     access request (purpose ACCESS_REQUEST, the request's reference as its case)."""
     chosen = scope(caller, collections)
-    with caller.guard():
-        result = caller.engine.search(photo, top, face, chosen, limits)
+    result = caller.engine.search(photo, top, face, chosen, limits)
     if min_score is not None:
         result = replace(result, hits=[h for h in result.hits if h.score >= min_score])
     entry = _searched(caller, bound, hashlib.sha256(photo).hexdigest(), None, chosen,
@@ -201,8 +201,7 @@ def search_face(
     matches, how many faces were searched, and the search's audit entry."""
     own_face(caller, face_id)
     chosen = scope(caller, collections)
-    with caller.guard():
-        hits, searched = caller.engine.search_face(face_id, top, chosen)
+    hits, searched = caller.engine.search_face(face_id, top, chosen)
     return hits, searched, _searched(caller, bound, None, face_id, chosen, hits, searched)
 
 

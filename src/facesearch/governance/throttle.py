@@ -3,21 +3,20 @@ for a while.
 
 Failures are counted per name as typed (whether or not such an account exists, so a
 lock-out says nothing about which names are real) and per client address (one
-address trying many names). Counts live in memory: a restart forgets them, which
-costs an attacker a restart they cannot cause.
+address trying many names). Counts and locks live in the catalog (store/logins.py):
+every server process sees the same ones, and a restart forgets none.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import ApiSettings
 from ..errors import FacesearchError
+from ..store.logins import Logins
 
 
 class TooManyAttempts(FacesearchError):
@@ -38,12 +37,13 @@ class Lockout:
 
 
 class LoginThrottle:
-    def __init__(self, settings: ApiSettings, clock: Callable[[], float] = time.monotonic):
+    # Wall-clock seconds: the counts are shared by processes, maybe on several hosts.
+    def __init__(
+        self, settings: ApiSettings, logins: Logins, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
+        self.logins = logins
         self.clock = clock
-        self._lock = threading.Lock()
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._locked_until: dict[tuple[str, str], float] = {}
 
     @staticmethod
     def _account(username: str) -> tuple[str, str]:
@@ -52,17 +52,15 @@ class LoginThrottle:
     def check(self, username: str, address: str) -> None:
         """Raise TooManyAttempts while the name or the address is locked."""
         now = self.clock()
-        with self._lock:
-            for key in (self._account(username), ("address", address)):
-                until = self._locked_until.get(key, 0.0)
-                if until > now:
-                    what = "this account" if key[0] == "account" else "your address"
-                    raise TooManyAttempts(
-                        f"too many failed logins for {what}; try again in "
-                        f"{math.ceil(until - now)} seconds or ask an administrator to unlock it",
-                        until - now,
-                    )
-                self._locked_until.pop(key, None)
+        for key in (self._account(username), ("address", address)):
+            until = self.logins.locked_until(*key)
+            if until > now:
+                what = "this account" if key[0] == "account" else "your address"
+                raise TooManyAttempts(
+                    f"too many failed logins for {what}; try again in "
+                    f"{math.ceil(until - now)} seconds or ask an administrator to unlock it",
+                    until - now,
+                )
 
     def failed(self, username: str, address: str) -> list[Lockout]:
         """Count a failure; the locks it imposes (to be audited), if any."""
@@ -74,26 +72,15 @@ class LoginThrottle:
             "address": self.settings.login_max_failures_per_address,
         }
         imposed = []
-        with self._lock:
-            for key in (self._account(username), ("address", address)):
-                times = self._failures.setdefault(key, deque())
-                times.append(now)
-                while times and times[0] <= now - window:
-                    times.popleft()
-                if len(times) >= limits[key[0]]:
-                    self._locked_until[key] = now + lock_for
-                    times.clear()
-                    imposed.append(Lockout(key[0], key[1], lock_for))
+        for key in (self._account(username), ("address", address)):
+            if self.logins.fail(*key, now, now - window, limits[key[0]], now + lock_for):
+                imposed.append(Lockout(key[0], key[1], lock_for))
         return imposed
 
     def succeeded(self, username: str) -> None:
         """A correct password clears the name's count (not the address's)."""
-        with self._lock:
-            self._failures.pop(self._account(username), None)
+        self.logins.forget(*self._account(username))
 
     def unlock(self, username: str) -> bool:
         """Lift a name's lock and forget its failures; whether it was locked."""
-        key = self._account(username)
-        with self._lock:
-            self._failures.pop(key, None)
-            return self._locked_until.pop(key, 0.0) > self.clock()
+        return self.logins.unlock(*self._account(username)) > self.clock()

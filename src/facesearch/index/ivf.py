@@ -85,13 +85,17 @@ class IVFCandidates:
         self, queries: np.ndarray, count: int, nprobe: int, allowed_bits: np.ndarray | None
     ) -> np.ndarray:
         """Candidate slots, (len(queries), count); -1 where there are fewer."""
+        return self.scored(queries, count, nprobe, allowed_bits)[1]
+
+    def scored(
+        self, queries: np.ndarray, count: int, nprobe: int, allowed_bits: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(approximate scores, candidate slots), each (len(queries), count)."""
         params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.nlist))
         if allowed_bits is not None:
             # FAISS keeps a raw pointer: the selector must not outlive `allowed_bits`.
-            selector = faiss.IDSelectorBitmap(len(allowed_bits), faiss.swig_ptr(allowed_bits))
-            params.sel = selector
-        _, slots = self.index.search(queries, count, params=params)
-        return slots
+            params.sel = faiss.IDSelectorBitmap(len(allowed_bits), faiss.swig_ptr(allowed_bits))
+        return self.index.search(queries, count, params=params)
 
     def ram_bytes(self) -> int:
         """What the index holds in memory: codes, slot ids and the coarse centroids."""

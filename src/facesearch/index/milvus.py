@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -45,7 +47,10 @@ from pymilvus import DataType, MilvusClient
 from ..config import IndexSettings
 from ..errors import FacesearchError
 from .agreement import membership_problems
-from .persistent import CatalogSource, SyncReport
+from .base import CatalogFed, CatalogSource, Marks, SyncReport, Writer
+
+if TYPE_CHECKING:
+    from .registry import IndexRequest
 
 STRONG = "Strong"
 BOUNDED = "Bounded"
@@ -71,14 +76,11 @@ SEARCH_DEFAULTS: dict[str, dict[str, int]] = {
 LOSSY = {"IVF_SQ8", "IVF_PQ"}  # their distances are computed on compressed codes
 
 
-class CollectionCatalog(CatalogSource, Protocol):
-    """The catalog as Milvus reads it: also which collection each face belongs to."""
-
-    def collection_ids_of(self, ids: np.ndarray) -> np.ndarray: ...
+CollectionCatalog = CatalogSource  # the name this module used before base.py had it
 
 
 @dataclass(frozen=True)
-class Marks:
+class MilvusMarks:
     generation: int = 0
     face_watermark: int = 0
     deletion_seq: int = 0
@@ -88,8 +90,10 @@ def _name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-class MilvusIndex:
+class MilvusIndex(CatalogFed):
     """Faces of one embedding model in Milvus, kept in step with the catalog."""
+
+    chunk = CHUNK
 
     def __init__(
         self, settings: IndexSettings, model: str, model_version: str, dim: int,
@@ -145,7 +149,7 @@ class MilvusIndex:
             self._marks_name, schema=schema, index_params=index, consistency_level=STRONG
         )
 
-    def _read_marks(self, consistency: str = BOUNDED) -> Marks:
+    def _read_marks(self, consistency: str = BOUNDED) -> MilvusMarks:
         """The marks; a Bounded read may lag another process's last write, which costs
         only repeated, idempotent writes at the next sync."""
         rows = self.client.get(
@@ -153,11 +157,13 @@ class MilvusIndex:
             "deletion_seq"], consistency_level=consistency,
         )  # fmt: skip
         if not rows:
-            return Marks()
+            return MilvusMarks()
         row = rows[0]
-        return Marks(int(row["generation"]), int(row["face_watermark"]), int(row["deletion_seq"]))
+        return MilvusMarks(
+            int(row["generation"]), int(row["face_watermark"]), int(row["deletion_seq"])
+        )
 
-    def _write_marks(self, marks: Marks) -> None:
+    def _write_marks(self, marks: MilvusMarks) -> None:
         self.client.upsert(
             self._marks_name,
             [{"key": self._key, "generation": marks.generation, "unused": [0.0, 0.0],
@@ -194,6 +200,18 @@ class MilvusIndex:
         rows = self.client.query(
             self.collection_name, filter="", output_fields=["count(*)"], consistency_level=BOUNDED
         )
+        return int(rows[0]["count(*)"])
+
+    def count(self, collection_ids: list[int] | None = None) -> int:
+        """Faces in Milvus, or in these facesearch collections."""
+        if collection_ids is None:
+            return len(self)
+        if not collection_ids:
+            return 0
+        rows = self.client.query(
+            self.collection_name, filter=_in_collections(collection_ids),
+            output_fields=["count(*)"], consistency_level=BOUNDED,
+        )  # fmt: skip
         return int(rows[0]["count(*)"])
 
     def search(
@@ -235,8 +253,7 @@ class MilvusIndex:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if not collection_ids:
             return _empty(len(queries), k)
-        ids = ",".join(str(int(c)) for c in collection_ids)
-        return self._search(queries, k, f"collection_id in [{ids}]")
+        return self._search(queries, k, _in_collections(collection_ids))
 
     def _search(self, queries: np.ndarray, k: int, expr: str) -> tuple[np.ndarray, np.ndarray]:
         if not 1 <= k <= MAX_ROWS:
@@ -342,77 +359,77 @@ class MilvusIndex:
                                  output_fields=["id"], consistency_level=STRONG):  # fmt: skip
                 raise FacesearchError(f"Milvus still holds deleted faces {again}")
 
-    def sync(self, catalog: CollectionCatalog) -> SyncReport:
-        """Copy faces added to the catalog since the watermark, then apply its deletions."""
-        report = SyncReport()
+    # the hooks of CatalogFed's sync and rebuild
+
+    def _behind(self, top: Marks) -> bool:
         marks = self._read_marks()  # another process may have moved on, or rebuilt
         if marks.generation < self.m.generation:  # a Bounded read older than our own write
             marks = self.m
         elif marks.generation > self.m.generation:
             self._ensure_faces(self._faces_name(marks.generation))
         else:  # a Bounded read may not show this process's own last write yet
-            marks = Marks(marks.generation, max(marks.face_watermark, self.m.face_watermark),
-                          max(marks.deletion_seq, self.m.deletion_seq))  # fmt: skip
+            marks = MilvusMarks(marks.generation,
+                                max(marks.face_watermark, self.m.face_watermark),
+                                max(marks.deletion_seq, self.m.deletion_seq))  # fmt: skip
         self.m = marks
-        top_id, top_seq = catalog.index_marks()
-        if top_id <= marks.face_watermark and top_seq <= min(marks.deletion_seq, self._seen_seq):
-            return report
-        after = marks.face_watermark
-        while after < top_id:
-            ids, vectors = catalog.embeddings_between(
-                self.model, self.model_version, after, top_id, CHUNK
-            )
-            if not len(ids):
-                break
-            self._upsert(self.collection_name, ids, vectors, catalog.collection_ids_of(ids))
-            after = int(ids[-1])
-            report.added += len(ids)
-        # Deletions are read after the faces went in: a face erased while it was being
-        # copied has its deletion logged by now and is dropped again here.
+        return top.face_watermark > marks.face_watermark or top.deletion_seq > min(
+            marks.deletion_seq, self._seen_seq
+        )
+
+    @contextmanager
+    def _syncing(self, catalog: CatalogSource) -> Iterator[Marks]:
+        # Nothing to lock: upserts and deletes by primary key are idempotent.
+        yield Marks(self.m.face_watermark, self.m.deletion_seq)
+
+    def _write_faces(self, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
+        self._upsert(self.collection_name, ids, vectors, collections)
+
+    def _deletions_after(self, marks: Marks) -> int:
         # Deletions another process applied are issued again from here, so that the
         # barrier orders this client's searches after them.
-        top_seq = max(top_seq, catalog.index_marks()[1])
-        dead = catalog.deletions_between(min(marks.deletion_seq, self._seen_seq), top_seq)
-        self.remove(dead)  # with a barrier after it
-        if report.added and not len(dead):
+        return min(marks.deletion_seq, self._seen_seq)
+
+    def _write_deletions(self, ids: np.ndarray) -> int:
+        self.remove(ids)  # with a barrier after it
+        return len(ids)
+
+    def _commit_marks(self, marks: Marks) -> None:
+        self._seen_seq = max(self._seen_seq, marks.deletion_seq)
+        generation = self.m.generation
+        if self._read_marks().generation <= generation:  # not rebuilt meanwhile
+            self._write_marks(MilvusMarks(generation, marks.face_watermark, marks.deletion_seq))
+
+    def _after_sync(self, report: SyncReport) -> None:
+        if report.added and not report.deleted:
             self._barrier()  # so a search straight after an ingest finds its faces
-        self._seen_seq = max(self._seen_seq, top_seq)
-        report.deleted = len(dead)
-        if self._read_marks().generation <= marks.generation:  # not rebuilt meanwhile
-            self._write_marks(Marks(marks.generation, max(top_id, marks.face_watermark),
-                                    max(top_seq, marks.deletion_seq)))  # fmt: skip
-        return report
 
-    def close(self) -> None:
-        self.client.close()
-
-    # maintenance
-
-    def rebuild(self, catalog: CollectionCatalog) -> dict[str, int | float | str]:
-        """Copy the catalog's faces into a new collection, switch to it, drop the old one."""
-        started = time.perf_counter()
+    @contextmanager
+    def _new_generation(self, marks: Marks) -> Iterator[Writer]:
+        """A new Milvus collection, filled, then switched to; the old one is dropped."""
         old = self._read_marks(STRONG)
         new_name = self._faces_name(old.generation + 1)
         if self.client.has_collection(new_name):  # left by a rebuild that died
             self.client.drop_collection(new_name)
         self._ensure_faces(new_name)
-        top_id, top_seq = catalog.index_marks()
-        after = count = 0
-        while True:
-            ids, vectors = catalog.embeddings_between(
-                self.model, self.model_version, after, top_id, CHUNK
-            )
-            if not len(ids):
-                break
-            self._upsert(new_name, ids, vectors, catalog.collection_ids_of(ids), fresh=True)
-            after, count = int(ids[-1]), count + len(ids)
+
+        def write(ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
+            self._upsert(new_name, ids, vectors, collections, fresh=True)
+
+        yield write
         self.client.flush(new_name)  # seals the segments so the index is built on them
-        self._write_marks(Marks(old.generation + 1, top_id, top_seq))
+        self._write_marks(MilvusMarks(old.generation + 1, marks.face_watermark,
+                                      marks.deletion_seq))  # fmt: skip
         self.client.drop_collection(self._faces_name(old.generation))
+
+    def _after_rebuild(self, catalog: CatalogSource) -> int:
         caught_up = self.sync(catalog)  # what changed in the catalog while copying
         self._barrier()
-        return {"faces": count + caught_up.added - caught_up.deleted,
-                "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+        return caught_up.added - caught_up.deleted
+
+    def close(self) -> None:
+        self.client.close()
+
+    # maintenance
 
     def compact(self, retrain: bool = False) -> dict[str, int | float | str]:
         """Have Milvus rewrite segments without deleted faces; `retrain` also builds the
@@ -500,6 +517,10 @@ class MilvusIndex:
         }  # fmt: skip
 
 
+def _in_collections(collection_ids: list[int]) -> str:
+    return f"collection_id in [{','.join(str(int(c)) for c in collection_ids)}]"
+
+
 def _without_password(uri: str) -> str:
     return re.sub(r"//[^/@]*@", "//", uri)
 
@@ -513,3 +534,8 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarr
     ids = np.concatenate([p[1] for p in parts], axis=1)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+
+
+def open_index(request: IndexRequest) -> MilvusIndex:
+    """The `milvus` back end (registry.py)."""
+    return MilvusIndex(request.settings.index, request.model, request.model_version, request.dim)

@@ -6,6 +6,8 @@ Files (every name but `manifest.json` and `lock` carries a generation number):
 - `ids-G.i64`      face id of each slot, append-only; ids only grow, so a face id
                    finds its slot by binary search
 - `tombstones-G.i64` face ids deleted since the generation began, append-only
+- `collections-G.i64` the collection id of each slot, append-only: a collection
+                   filter finds its slots here, never by asking the catalog
 - `ivf-G-N.faiss`  the approximate index over the first N slots (absent while the
                    index is small enough for exact search)
 - `manifest.json`  the commit point: how many slots and tombstones are valid, the
@@ -18,8 +20,9 @@ next open cuts off. Compaction and rebuild write a new generation beside the old
 one and switch the manifest; the old files go only after the switch. The catalog
 is the source of truth: on every open and before every search the index catches
 up with faces added (ids above its watermark) and faces deleted (the catalog's
-deletion log past its sequence number). Every change is made under an exclusive
-lock, so several processes can share one index folder.
+deletion log past its sequence number; base.py's `CatalogFed` is that loop). Every
+change is made under an exclusive lock, so several processes can share one index
+folder; inside a process, searches share a read lock and a change takes it alone.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -42,6 +46,7 @@ from ..config import IndexSettings
 from ..diskfull import writing
 from ..errors import FacesearchError
 from .agreement import membership_problems
+from .base import CatalogFed, CatalogSource, Marks, ReadWriteLock, SyncReport, Writer
 from .files import (
     append,
     atomic_write,
@@ -54,29 +59,15 @@ from .files import (
 from .ivf import IVFCandidates, auto_factory
 from .sealed import REPAIR, GcmBlocks, IndexDamaged, PlainRows, vector_layout
 
+if TYPE_CHECKING:
+    from .registry import IndexRequest
+
 # Faces added since the approximate index was last written: above this many,
 # closing the index writes it again so the next open has less to re-encode.
 CHECKPOINT_FACES = 50_000
 CHUNK = 65_536
 FORMAT = 1
-
-
-class CatalogSource(Protocol):
-    """What the index reads from the catalog (store/catalog.py implements it)."""
-
-    def index_marks(self) -> tuple[int, int]: ...
-
-    def embeddings_between(
-        self, model: str, model_version: str, after_id: int, upto_id: int, limit: int
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def deletions_between(self, after_seq: int, upto_seq: int) -> np.ndarray: ...
-
-    def model_face_ids(self, model: str, model_version: str) -> np.ndarray: ...
-
-    def deleted_face_ids(self) -> np.ndarray: ...
-
-    def embeddings_of(self, ids: np.ndarray) -> dict[int, np.ndarray]: ...
+__all__ = ["CatalogSource", "PersistentIndex", "SyncReport"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +87,9 @@ class Manifest:
     sealed: bool = False  # vectors and IVF files encrypted with the index's key
     # 1: a float32 row per slot (AES-CTR when sealed, before format 2); 2: AES-GCM blocks
     vectors_format: int = 1
+    # A collection id per slot in `collections-G.i64`; an index written before it had one
+    # gets it from the catalog at its next sync.
+    with_collections: bool = False
 
     @property
     def vectors_file(self) -> str:
@@ -109,19 +103,20 @@ class Manifest:
     def tombstones_file(self) -> str:
         return f"tombstones-{self.generation}.i64"
 
+    @property
+    def collections_file(self) -> str:
+        return f"collections-{self.generation}.i64"
+
+    def appended(self) -> tuple[str, ...]:
+        names = (self.vectors_file, self.ids_file, self.tombstones_file)
+        return names + ((self.collections_file,) if self.with_collections else ())
+
     def files(self) -> set[str]:
-        names = {self.vectors_file, self.ids_file, self.tombstones_file}
+        names = set(self.appended())
         return names | ({self.ivf_file} if self.ivf_file else set())
 
 
-@dataclass
-class SyncReport:
-    added: int = 0
-    deleted: int = 0
-    trained: bool = False
-
-
-class PersistentIndex:
+class PersistentIndex(CatalogFed):
     """Exact search over the memory-mapped vectors while small; IVF candidates
     re-ranked exactly against them once the index holds `approx_min_faces`."""
 
@@ -131,6 +126,7 @@ class PersistentIndex:
     ) -> None:  # fmt: skip
         """`key` (32 bytes) encrypts the vectors and IVF files at rest; None keeps them plain."""
         self.folder = folder
+        self.model, self.model_version = model, model_version
         self._row_key = _derive(key, b"rows") if key else None
         self._ivf_key = _derive(key, b"ivf") if key else None
         self.dim = dim
@@ -139,14 +135,23 @@ class PersistentIndex:
         self._lock = folder / "lock"
         layout = GcmBlocks.format if key else PlainRows.format
         self._empty = Manifest(model, model_version, dim, sealed=key is not None,
-                               vectors_format=layout)  # fmt: skip
+                               vectors_format=layout, with_collections=True)  # fmt: skip
         self.m = self._empty
         self._stamp: bytes | None = None
         self._loaded = False
         self._ivf: IVFCandidates | None = None
         self._dead: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted dead slots
         self._bits: np.ndarray | None = None
-        with locked(self._lock, exclusive=True):
+        self._groups: dict[int, list[np.ndarray]] = {}  # collection id -> its slots, in parts
+        self._grouped = 0  # slots grouped so far
+        self._joined: dict[int, np.ndarray] = {}  # the parts joined, until more are grouped
+        self._group_lock = threading.Lock()  # grouping happens under the shared read lock
+        # A large collection's own inverted lists: the IVF's quantizer and codebooks over
+        # only its faces, so a search limited to it scans its codes and no others.
+        self._own: dict[int, IVFCandidates] = {}
+        self._own_lock = threading.Lock()
+        self._rw = ReadWriteLock()
+        with self._rw.write(), locked(self._lock, exclusive=True):
             try:
                 self._load(repair=True)
             except IndexDamaged:
@@ -179,7 +184,7 @@ class PersistentIndex:
         return m
 
     def _commit(self, m: Manifest) -> None:
-        atomic_write(self._manifest_path(), json.dumps(asdict(m), indent=1).encode())
+        atomic_write(self._manifest_path(), _encoded(m))
         self.m = m
         self._stamp = self._manifest_stamp()
 
@@ -206,11 +211,13 @@ class PersistentIndex:
             m = replace(self._empty, generation=m.generation + 1)
             self._commit(m)
         if repair:
-            for name in (m.vectors_file, m.ids_file, m.tombstones_file):
+            for name in m.appended():
                 self._path(name).touch()
             truncate(self._path(m.vectors_file), self._layout(m).size(m.count))
             truncate(self._path(m.ids_file), m.count * 8)
             truncate(self._path(m.tombstones_file), m.tombstones * 8)
+            if m.with_collections:
+                truncate(self._path(m.collections_file), m.count * 8)
             keep = m.files() | {"manifest.json", "lock"}
             for stray in self.folder.iterdir():
                 if stray.name not in keep:
@@ -229,6 +236,7 @@ class PersistentIndex:
             self.m = replace(m, count=0, tombstones=0)
             self._ivf = None
             self._dead = np.zeros(0, dtype=np.int64)
+            self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
             if m.ivf_file:
                 try:
                     self._ivf = IVFCandidates.read(
@@ -244,21 +252,58 @@ class PersistentIndex:
 
     def _extend(self, old: Manifest, new: Manifest) -> None:
         """Bring the in-memory state from `old` to `new` of the same generation."""
-        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
-        self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
+        self._map(new)
         if self._ivf is not None:
             for start in range(old.count, new.count, CHUNK):
                 self._ivf.add(start, self._vectors[start : min(start + CHUNK, new.count)])
+            self._extend_own(old.count, new.count)
         if new.tombstones > old.tombstones:
             tomb = mapped(self._path(new.tombstones_file), "<i8", new.tombstones)
             self._mark_dead(np.array(tomb[old.tombstones :]))
         self._bits = None
 
+    def _extend_own(self, start: int, end: int) -> None:
+        """Encode slots start..end into the own lists of their collections (under the
+        write lock)."""
+        if not self._own or end <= start:
+            return
+        collections = np.asarray(self._collections[start:end])
+        for collection, ivf in self._own.items():
+            slots = np.flatnonzero(collections == collection) + start
+            if len(slots):
+                ivf.index.add_with_ids(np.ascontiguousarray(self._vectors[slots]), slots)
+
+    def _own_lists(self, collection: int, slots: np.ndarray) -> IVFCandidates:
+        """The collection's own lists, encoded on first use from all its slots (`slots`,
+        the dead among them too: the alive bitmap filters those)."""
+        ivf = self._own.get(collection)
+        if ivf is None:
+            with self._own_lock:
+                ivf = self._own.get(collection)
+                if ivf is None:
+                    assert self._ivf is not None
+                    ivf = self._ivf.empty_copy()
+                    for start in range(0, len(slots), CHUNK):
+                        part = slots[start : start + CHUNK]
+                        ivf.index.add_with_ids(np.ascontiguousarray(self._vectors[part]), part)
+                    self._own[collection] = ivf  # published whole: readers never see it grow
+        return ivf
+
+    def _map(self, m: Manifest) -> None:
+        self._vectors = self._layout(m).open(self._path(m.vectors_file), m.count)
+        self._ids = mapped(self._path(m.ids_file), "<i8", m.count)
+        self._collections = (
+            mapped(self._path(m.collections_file), "<i8", m.count)
+            if m.with_collections
+            else np.zeros(m.count, dtype=np.int64)  # until the next sync asks the catalog
+        )
+
     def _refresh(self) -> None:
         """Pick up what another process committed since we last looked."""
         if self._manifest_stamp() != self._stamp:
-            with locked(self._lock, exclusive=True):
-                self._load(repair=False)
+            with self._rw.write(), locked(self._lock, exclusive=True):
+                if self._manifest_stamp() != self._stamp:
+                    self._load(repair=False)
 
     # reading
 
@@ -307,8 +352,90 @@ class PersistentIndex:
         """Inner-product top-k: (scores, face ids), best first; id -1 pads missing results."""
         self._refresh()
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if allowed is not None:
+        with self._rw.read():
+            if allowed is None:
+                return self._search_slots(queries, k, None)
             slots = np.setdiff1d(self._slots_of(np.sort(allowed)), self._dead, assume_unique=True)
+            return self._search_slots(queries, k, slots)
+
+    def search_collections(
+        self, queries: np.ndarray, k: int, collection_ids: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k among the faces of these collections, found from the slots' collection
+        ids: the cost follows the collections' faces, not the whole index."""
+        self._refresh()
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        with self._rw.read():
+            if not self.m.with_collections:
+                raise FacesearchError("the index learns each face's collection at its next sync")
+            if self._ivf is None:
+                return self._exact(queries, k, self._collection_slots(collection_ids))
+            groups = self._grouped_slots()
+            chosen = [c for c in set(map(int, collection_ids)) if c in groups]
+            large = [c for c in chosen if len(groups[c]) > self.settings.filter_exact_max]
+            small = self._collection_slots([c for c in chosen if c not in large])
+            parts = [self._search_slots(queries, k, small)] if len(small) or not large else []
+            if large:
+                bits = self._alive_bits()
+                pool = max(k * self.settings.refine, k)
+                found = [self._own_lists(c, groups[c]).scored(queries, pool, self._nprobe(), bits)
+                         for c in large]  # fmt: skip
+                scores = np.concatenate([f[0] for f in found], axis=1)
+                slots = np.concatenate([f[1] for f in found], axis=1)
+                # The best `pool` by approximate score over all the collections: re-ranking
+                # reads (and, sealed, decrypts) each candidate's full vector.
+                best = np.argsort(-scores, axis=1, kind="stable")[:, :pool]
+                parts.append(self._rerank(queries, k, np.take_along_axis(slots, best, 1)))
+            return _merge(parts, k)
+
+    def count(self, collection_ids: list[int] | None = None) -> int:
+        """Live faces in the index, or in these collections."""
+        if collection_ids is None:
+            return len(self)
+        with self._rw.read():
+            groups = self._grouped_slots()
+            chosen = {int(c) for c in collection_ids}
+            total = sum(len(groups[c]) for c in chosen if c in groups)
+            if len(self._dead):
+                dead = np.asarray(self._collections)[self._dead]
+                total -= int(np.isin(dead, list(chosen)).sum())
+            return total
+
+    def _collection_slots(self, collection_ids: list[int]) -> np.ndarray:
+        """The live slots of these collections, sorted (under the read lock)."""
+        groups = self._grouped_slots()
+        parts = [groups[c] for c in set(map(int, collection_ids)) if c in groups]
+        slots = np.sort(np.concatenate(parts)) if len(parts) > 1 else (
+            parts[0] if parts else np.zeros(0, np.int64))  # fmt: skip
+        if len(self._dead) and len(slots):
+            slots = slots[~np.isin(slots, self._dead, assume_unique=True)]
+        return slots
+
+    def _grouped_slots(self) -> dict[int, np.ndarray]:
+        """Each collection's slots; only slots added since the last call are grouped."""
+        count = self.m.count
+        if self._grouped < count:
+            with self._group_lock:
+                if self._grouped < count:
+                    tail = np.asarray(self._collections[self._grouped : count])
+                    order = np.argsort(tail, kind="stable")
+                    values, starts = np.unique(tail[order], return_index=True)
+                    for value, part in zip(values, np.split(order, starts[1:]), strict=True):
+                        slots = part.astype(np.int64) + self._grouped
+                        self._groups.setdefault(int(value), []).append(slots)
+                    self._grouped = count
+                    self._joined = {}
+        joined = self._joined
+        for value, parts in self._groups.items():
+            if value not in joined:
+                joined[value] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return joined
+
+    def _search_slots(
+        self, queries: np.ndarray, k: int, slots: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over all live slots (None) or the given live ones (under the read lock)."""
+        if slots is not None:
             if self._ivf is None or len(slots) <= self.settings.filter_exact_max:
                 return self._exact(queries, k, slots)
             mask = np.zeros(self.m.count, dtype=bool)
@@ -390,7 +517,7 @@ class PersistentIndex:
     def _changing(self) -> Iterator[None]:
         """Under the exclusive lock; a change that fails half way (a full disk) leaves
         memory ahead of the manifest, so the next use reloads from the files."""
-        with locked(self._lock, exclusive=True):
+        with self._rw.write(), locked(self._lock, exclusive=True):
             try:
                 self._load(repair=False)
                 yield
@@ -398,15 +525,21 @@ class PersistentIndex:
                 self._loaded = False
                 raise
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, collection_ids: np.ndarray | None = None
+    ) -> None:
         """Append faces whose ids are all above every id already in the index."""
         with self._changing():
-            self._commit(self._append(self.m, ids, vectors))
+            self._commit(self._append(self.m, ids, vectors, collection_ids))
 
-    def _append(self, m: Manifest, ids: np.ndarray, vectors: np.ndarray) -> Manifest:
+    def _append(
+        self, m: Manifest, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray | None
+    ) -> Manifest:
         ids = np.ascontiguousarray(ids, dtype="<i8")
         if not len(ids):
             return m
+        if collections is None:
+            collections = np.zeros(len(ids), dtype="<i8")
         vectors = np.ascontiguousarray(vectors, dtype="<f4").reshape(len(ids), self.dim)
         last = int(self._ids[-1]) if m.count else 0
         if ids[0] <= max(last, 0) or np.any(np.diff(ids) <= 0):
@@ -414,13 +547,16 @@ class PersistentIndex:
         self._layout(m).append(self._path(m.vectors_file), m.count, vectors)
         faults.point("index_write", f"{len(ids)} vectors appended, not their ids")
         append(self._path(m.ids_file), ids.tobytes(), m.count * 8)
+        if m.with_collections:
+            collections = np.ascontiguousarray(collections, dtype="<i8")
+            append(self._path(m.collections_file), collections.tobytes(), m.count * 8)
         new = replace(
             m, count=m.count + len(ids), face_watermark=max(m.face_watermark, int(ids[-1]))
         )
-        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
-        self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
+        self._map(new)
         if self._ivf is not None:
             self._ivf.add(m.count, vectors)
+            self._extend_own(m.count, new.count)
         self._bits = None
         return new
 
@@ -438,42 +574,94 @@ class PersistentIndex:
         self._mark_dead(face_ids)
         return replace(m, tombstones=m.tombstones + len(face_ids))
 
-    def sync(self, catalog: CatalogSource) -> SyncReport:
-        """Catch up with the catalog: faces added above the watermark, deletions past the
-        sequence number; train the approximate index once there are enough faces."""
+    # the hooks of CatalogFed's sync and rebuild
+
+    def _behind(self, top: Marks) -> bool:
         self._refresh()
-        report = SyncReport()
-        top_id, top_seq = catalog.index_marks()
-        if (
-            top_id <= self.m.face_watermark
-            and top_seq <= self.m.deletion_seq
-            and not (self._wants_ivf())
-        ):
-            return report
+        m = self.m
+        return (
+            top.face_watermark > m.face_watermark
+            or top.deletion_seq > m.deletion_seq
+            or not m.with_collections
+            or self._wants_ivf()
+        )
+
+    @contextmanager
+    def _syncing(self, catalog: CatalogSource) -> Iterator[Marks]:
         with self._changing():
-            top_id, top_seq = catalog.index_marks()
-            m = self.m
-            while m.face_watermark < top_id:
-                ids, vectors = catalog.embeddings_between(
-                    m.model, m.model_version, m.face_watermark, top_id, CHUNK
-                )
-                m = self._append(m, ids, vectors)
-                m = replace(m, face_watermark=int(ids[-1]) if len(ids) else top_id)
-                self._commit(m)
-                report.added += len(ids)
-            if m.deletion_seq < top_seq:
-                before = len(self._dead)
-                m = self._tombstone(m, catalog.deletions_between(m.deletion_seq, top_seq))
-                self._commit(replace(m, deletion_seq=top_seq))
-                report.deleted = len(self._dead) - before
-            if self._wants_ivf():
-                self._train()
-                report.trained = True
-        return report
+            if not self.m.with_collections:
+                self._fill_collections(catalog)
+            yield Marks(self.m.face_watermark, self.m.deletion_seq)
+
+    def _fill_collections(self, catalog: CatalogSource) -> None:
+        """Write the collection of every slot, asked of the catalog (an index written
+        before slots had one); a face deleted meanwhile gets 0 (it is tombstoned)."""
+        m = replace(self.m, with_collections=True)
+        path = self._path(m.collections_file)
+        path.write_bytes(b"")
+        for start in range(0, m.count, CHUNK):
+            ids = np.asarray(self._ids[start : start + CHUNK])
+            append(path, catalog.collection_ids_of(ids).astype("<i8").tobytes(), start * 8)
+        self._commit(m)
+        self._map(m)
+        self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
+
+    def _write_faces(self, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
+        m = self._append(self.m, ids, vectors, collections)
+        self._commit(replace(m, face_watermark=int(ids[-1])))
+
+    def _write_deletions(self, ids: np.ndarray) -> int:
+        before = len(self._dead)
+        self.m = self._tombstone(self.m, ids)  # committed with the marks
+        return len(self._dead) - before
+
+    def _commit_marks(self, marks: Marks) -> None:
+        m = replace(self.m, face_watermark=marks.face_watermark, deletion_seq=marks.deletion_seq)
+        # Threads that waited for another's sync find nothing left to write.
+        if _encoded(m) != self._stamp:
+            self._commit(m)
+
+    def _after_sync(self, report: SyncReport) -> None:
+        if self._wants_ivf():
+            self._train()
+            report.trained = True
+
+    @contextmanager
+    def _new_generation(self, marks: Marks) -> Iterator[Writer]:
+        with self._rw.write(), locked(self._lock, exclusive=True):
+            try:
+                self._load(repair=True)
+            except IndexDamaged:
+                self.m = self._read_manifest()  # what is damaged is what gets replaced
+            old = self.m
+            new = replace(self._empty, generation=old.generation + 1,
+                          face_watermark=marks.face_watermark,
+                          deletion_seq=marks.deletion_seq)  # fmt: skip
+            for name in new.appended():
+                self._path(name).write_bytes(b"")
+            count = 0
+
+            def write(ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
+                nonlocal count
+                self._append_raw(new, count, ids, vectors, collections)
+                count += len(ids)
+
+            yield write
+            self._switch(old, replace(new, count=count), None)
+
+    def _append_raw(
+        self, m: Manifest, at: int, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray
+    ) -> None:
+        """Rows written at slot `at` of a generation not yet in use (compaction, rebuild)."""
+        self._layout(m).append(self._path(m.vectors_file), at, vectors)
+        append(self._path(m.ids_file), np.asarray(ids, "<i8").tobytes(), at * 8)
+        if m.with_collections:
+            append(self._path(m.collections_file), np.asarray(collections, "<i8").tobytes(),
+                   at * 8)  # fmt: skip
 
     def train(self) -> None:
         """Train the approximate index over the live faces now, whatever their number."""
-        with locked(self._lock, exclusive=True):
+        with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=False)
             self._train()
 
@@ -492,7 +680,7 @@ class PersistentIndex:
         ivf = IVFCandidates.train(factory, self._sample(live, factory))
         for start in range(0, self.m.count, CHUNK):
             ivf.add(start, self._vectors[start : min(start + CHUNK, self.m.count)])
-        self._ivf = ivf
+        self._ivf, self._own = ivf, {}
         self._checkpoint()
 
     def _sample(self, live: np.ndarray, factory: str) -> np.ndarray:
@@ -524,7 +712,7 @@ class PersistentIndex:
 
     def close(self) -> None:
         if self._ivf is not None and self.m.count - self.m.ivf_count >= CHECKPOINT_FACES:
-            with locked(self._lock, exclusive=True):
+            with self._rw.write(), locked(self._lock, exclusive=True):
                 self._load(repair=False)
                 if self.m.count - self.m.ivf_count >= CHECKPOINT_FACES:
                     self._checkpoint()
@@ -534,7 +722,7 @@ class PersistentIndex:
     def compact(self, retrain: bool = False) -> dict[str, int | float | str]:
         """Rewrite the live faces as a new generation; tombstoned faces leave the disk."""
         started = time.perf_counter()
-        with locked(self._lock, exclusive=True):
+        with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=False)
             faces, removed = self._rewrite(retrain)
         return {"faces": faces, "removed": removed,
@@ -547,56 +735,25 @@ class PersistentIndex:
         new = replace(old, generation=old.generation + 1, count=0, tombstones=0,
                       ivf_file=None, ivf_factory=None, ivf_count=0,
                       vectors_format=self._empty.vectors_format)  # fmt: skip
-        for name in (new.vectors_file, new.ids_file, new.tombstones_file):
+        for name in new.appended():
             self._path(name).write_bytes(b"")
-        layout = self._layout(new)
         ivf = self._ivf.empty_copy() if self._ivf is not None and not retrain else None
         for start in range(0, len(live), CHUNK):
             part = live[start : start + CHUNK]
             vectors = np.asarray(self._vectors[part])
-            layout.append(self._path(new.vectors_file), start, vectors)
-            append(self._path(new.ids_file), np.asarray(self._ids[part]).tobytes(),
-                   start * 8)  # fmt: skip
+            self._append_raw(new, start, self._ids[part], vectors, self._collections[part])
             if ivf is not None:
                 ivf.add(start, vectors)
         self._switch(old, replace(new, count=len(live)), ivf)
         return len(live), old.count - len(live)
 
-    def rebuild(self, catalog: CatalogSource) -> dict[str, int | float | str]:
-        """Discard the index and build it again from the catalog alone."""
-        started = time.perf_counter()
-        with locked(self._lock, exclusive=True):
-            try:
-                self._load(repair=True)
-            except IndexDamaged:
-                self.m = self._read_manifest()  # what is damaged is what gets replaced
-            old = self.m
-            top_id, top_seq = catalog.index_marks()
-            new = replace(self._empty, generation=old.generation + 1, face_watermark=top_id,
-                          deletion_seq=top_seq)  # fmt: skip
-            for name in (new.vectors_file, new.ids_file, new.tombstones_file):
-                self._path(name).write_bytes(b"")
-            layout = self._layout(new)
-            after = count = 0
-            while True:
-                ids, vectors = catalog.embeddings_between(
-                    new.model, new.model_version, after, top_id, CHUNK
-                )
-                if not len(ids):
-                    break
-                layout.append(self._path(new.vectors_file), count, vectors)
-                append(self._path(new.ids_file), np.asarray(ids, "<i8").tobytes(),
-                       count * 8)  # fmt: skip
-                after, count = int(ids[-1]), count + len(ids)
-            self._switch(old, replace(new, count=count), None)
-        return {"faces": count, "seconds": round(time.perf_counter() - started, 2)}
-
     def _switch(self, old: Manifest, new: Manifest, ivf: IVFCandidates | None) -> None:
         """Make `new` the committed generation (under lock), then drop the old files."""
         self._ivf = ivf
         self._dead = np.zeros(0, dtype=np.int64)
-        self._vectors = self._layout(new).open(self._path(new.vectors_file), new.count)
-        self._ids = mapped(self._path(new.ids_file), "<i8", new.count)
+        self._groups, self._grouped, self._joined, self._bits = {}, 0, {}, None
+        self._own = {}
+        self._map(new)
         self.m = new
         if ivf is not None:
             self._checkpoint()  # commits the manifest with the IVF file
@@ -609,7 +766,7 @@ class PersistentIndex:
 
     def verify(self, catalog: CatalogSource, sample: int = 1000) -> dict:
         """Prove that index and catalog agree; returns the checks and any problems."""
-        with locked(self._lock, exclusive=True):
+        with self._rw.write(), locked(self._lock, exclusive=True):
             self._load(repair=False)
             problems = self._layout(self.m).check(self._path(self.m.vectors_file), self.m.count)
             ids = np.asarray(self._ids)
@@ -653,6 +810,29 @@ class PersistentIndex:
         }  # fmt: skip
 
 
+def _merge(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of several (scores, ids) results of the same queries."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+
+
+def _encoded(m: Manifest) -> bytes:
+    return json.dumps(asdict(m), indent=1).encode()
+
+
 def _derive(key: bytes, label: bytes) -> bytes:
     """A separate key per use (CTR rows, GCM files) from the index's data key."""
     return hashlib.sha256(label + b":" + key).digest()
+
+
+def open_index(request: IndexRequest) -> PersistentIndex:
+    """The `embedded` back end (registry.py): files under the data folder, encrypted
+    with a data key of their own, wrapped by the master key like every collection's."""
+    return PersistentIndex(
+        request.folder, request.model, request.model_version, request.dim,
+        request.settings.index, request.data_key(),
+    )  # fmt: skip

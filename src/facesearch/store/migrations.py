@@ -380,6 +380,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        # Failed logins and lock-outs (store/logins.py), shared by every server process
+        # and kept across restarts. Times are seconds since the epoch.
+        "0016_login_throttle",
+        """
+        CREATE TABLE login_failures (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            failed_at REAL NOT NULL
+        );
+        CREATE INDEX login_failures_by_name ON login_failures (kind, name, failed_at);
+        CREATE TABLE login_locks (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            locked_until REAL NOT NULL,
+            PRIMARY KEY (kind, name)
+        )
+        """,
+    ),
 ]
 
 # Where a step's portable SQL cannot work on one back end, its script there. SQLite

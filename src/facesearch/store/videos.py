@@ -68,9 +68,13 @@ def progress(catalog: Catalog, collection: Collection, sha256: str) -> tuple[boo
 
 def store_segment(
     catalog: Catalog, collection: Collection, run_id: int, result: SegmentResult, model: str,
-    model_version: str,
+    model_version: str, stitch: tuple[float, float] | None = None,
 ) -> SegmentStored:  # fmt: skip
-    """One analysed segment's tracks and faces, in one transaction; a replay stores nothing."""
+    """One analysed segment's tracks and faces, in one transaction; a replay stores nothing.
+
+    With `stitch` (gap in ms, similarity), a track that runs to a segment's edge is joined
+    with the one that takes it up on the other side, when the neighbouring segment is
+    stored and the two look alike, so a person on screen across a boundary is one track."""
     work = result.work
     info = work.info
     conn = catalog.conn
@@ -126,6 +130,11 @@ def store_segment(
             (image_id, work.index, work.start_ms, work.end_ms, result.frames, result.detections,
              len(result.tracks), run_id, now()),
         )  # fmt: skip
+        joined = 0
+        if stitch is not None:
+            for boundary in (work.start_ms, work.end_ms):
+                if 0 < boundary < info.duration_ms:
+                    joined += _stitch(catalog, image_id, boundary, *stitch)
         (done,) = conn.execute(
             "SELECT COUNT(*) FROM video_segments WHERE image_id = ?", (image_id,)
         ).fetchone()
@@ -140,7 +149,55 @@ def store_segment(
                 (collection.id, str(work.item.path)),
             )
         faults.point("catalog_commit", f"segment {work.index} of {work.item.path.name} written")
-    return SegmentStored(True, new_video, len(result.tracks), faces, complete)
+    return SegmentStored(True, new_video, len(result.tracks) - joined, faces, complete)
+
+
+def _stitch(catalog: Catalog, image_id: int, boundary: int, gap_ms: float,
+            similarity: float) -> int:  # fmt: skip
+    """Join each track ending within `gap_ms` before `boundary` to the most alike track
+    starting within `gap_ms` after it (at least `similarity`), once both sides are stored.
+    The earlier track is kept, so the outcome is the same in whatever order segments come.
+    Returns how many tracks were joined into others."""
+    conn = catalog.conn
+    sides = conn.execute(
+        "SELECT start_ms, end_ms FROM video_segments WHERE image_id = ? AND (end_ms = ? OR "
+        "start_ms = ?)", (image_id, boundary, boundary),
+    ).fetchall()  # fmt: skip
+    if len(sides) < 2:  # the other side is not stored yet: its own store joins them
+        return 0
+    before = conn.execute(
+        "SELECT id, end_ms, detections FROM tracks WHERE image_id = ? AND end_ms < ? AND "
+        "end_ms >= ? ORDER BY id", (image_id, boundary, boundary - gap_ms),
+    ).fetchall()  # fmt: skip
+    after = conn.execute(
+        "SELECT id, end_ms, detections FROM tracks WHERE image_id = ? AND start_ms >= ? AND "
+        "start_ms <= ? ORDER BY id", (image_id, boundary, boundary + gap_ms),
+    ).fetchall()  # fmt: skip
+    if not before or not after:
+        return 0
+    mean = {t[0]: _track_vector(catalog, t[0]) for t in (*before, *after)}
+    pairs = sorted(
+        ((float(mean[a[0]] @ mean[b[0]]), a, b) for a in before for b in after),
+        key=lambda p: (-p[0], p[1][0], p[2][0]),
+    )
+    joined: set[int] = set()
+    for score, a, b in pairs:
+        if score < similarity or a[0] in joined or b[0] in joined:
+            continue
+        joined |= {a[0], b[0]}
+        conn.execute("UPDATE faces SET track_id = ? WHERE track_id = ?", (a[0], b[0]))
+        conn.execute(
+            "UPDATE tracks SET end_ms = ?, detections = ? WHERE id = ?",
+            (b[1], a[2] + b[2], a[0]),
+        )
+        conn.execute("DELETE FROM tracks WHERE id = ?", (b[0],))
+    return len(joined) // 2
+
+
+def _track_vector(catalog: Catalog, track_id: int) -> np.ndarray:
+    vectors = list(catalog.embeddings_of(track_face_ids(catalog, track_id)).values())
+    total = np.sum(vectors, axis=0) if vectors else np.zeros(1, np.float32)
+    return total / (np.linalg.norm(total) or 1.0)
 
 
 def drop_partial(catalog: Catalog, collection: Collection, sha256: str) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ...errors import FacesearchError
-from ...frontdoor import attempt_login, client_address, set_session_cookie
-from ...governance.audit import LoginFailed, LoginLocked
+from ...frontdoor import attempt_login, client_address, record_failed_login, set_session_cookie
 from ...governance.auth import Actor, AuthenticationFailed, Permission
 from ..deps import SESSION_COOKIE, ActorDep, ServicesDep, require
 from ..schemas import LoginIn, LoginOut, Me, PasswordChange
@@ -57,10 +56,7 @@ def change_password(
     # A stolen session must not become a way to guess the password.
     services.throttle.check(user.username, origin)
     if not services.auth.verify_password(user, body.current_password):
-        services.record(actor, LoginFailed(user.username), origin)
-        for lock in services.throttle.failed(user.username, origin):
-            key = user.username if lock.kind == "account" else lock.key
-            services.record(None, LoginLocked(lock.kind, key, lock.seconds), origin,
+        record_failed_login(services, actor, user.username, user.username, origin,
                             actor.organisation_id)  # fmt: skip
         raise AuthenticationFailed("the current password is wrong")
     if body.new_password == body.current_password:

@@ -84,12 +84,12 @@ def rights_access(
         raise ImageTooLarge(f"the photo is above the limit of {limit:,} bytes")
     chosen = own_collections(services.catalog, actor)
     who = who_is(actor)
-    with services.engine_lock:
-        held, seq = access_report(
-            services.engine, services.audit, who, data, chosen, reference,
-            received_at.isoformat() if received_at else None,
-            services.settings.governance.access_threshold,
-        )  # fmt: skip
+    held, seq = access_report(
+        services.engine, services.audit, who, data, chosen, reference,
+        received_at.isoformat() if received_at else None,
+        services.settings.governance.access_threshold,
+    )  # fmt: skip
+    with services.write_lock:  # read through the engine's own catalog connection
         persons = persons_held(services.engine, actor.organisation_id, held)
     return {"reference": reference, "search_id": seq, "faces": [h.__dict__ for h in held],
             "persons": persons}  # fmt: skip
@@ -115,7 +115,7 @@ def rights_erase(
     engine = services.engine
     # Written through the engine's catalog: erasure and its record commit together.
     audit, blocklist = actions.governed(engine)
-    with services.engine_lock:
+    with services.write_lock:
         event = erase(engine, audit, blocklist, who, body.face_ids, body.reference,
                       services.settings.uploads_dir, body.track_ids, body.video_ids,
                       body.person_ids)  # fmt: skip

@@ -236,7 +236,7 @@ def undo_operation(
 @router.post("/recluster")
 def recluster(services: ServicesDep, actor: Actor = require(P.PEOPLE)) -> dict:
     """Cluster all of the organisation's faces again, keeping every human decision."""
-    with services.engine_lock:
+    with services.write_lock:
         result = services.engine.people().recluster(actor.organisation_id)
     services.record(actor, PersonChanged("recluster", [], None))
     return result
