@@ -59,8 +59,16 @@ class RayCluster:
     workers: int = 2
     cpus_per_worker: int = 1
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    # Ray enables token authentication as soon as ~/.ray/auth_token exists, which any
+    # local ray.init() creates: a cluster started while another test creates that file
+    # would have a head and workers that disagree. Each cluster has its own token.
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
     nodes: list[Node] = field(default_factory=list)
     temp_dir: Path | None = None
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     @property
     def switch(self) -> str:
@@ -103,11 +111,11 @@ class RayCluster:
 
     def exec(self, node: Node, command: list[str], **kwargs) -> subprocess.Popen:
         """Start a process inside a node's namespace."""
-        env = {**os.environ, **CLUSTER_ENV, **kwargs.pop("env", {})}
+        env = {**os.environ, **CLUSTER_ENV, **self._auth, **kwargs.pop("env", {})}
         return subprocess.Popen(["ip", "netns", "exec", node.name, *command], env=env, **kwargs)
 
     def run(self, node: Node, command: list[str], timeout: float = 120) -> str:
-        env = {**os.environ, **CLUSTER_ENV}
+        env = {**os.environ, **CLUSTER_ENV, **self._auth}
         done = subprocess.run(
             ["ip", "netns", "exec", node.name, *command],
             env=env, capture_output=True, text=True, timeout=timeout,

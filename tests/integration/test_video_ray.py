@@ -22,7 +22,7 @@ def _tracks(settings: Settings) -> list[tuple]:
         conn.close()
 
 
-def test_segments_are_units_of_work_on_ray(lfw, tmp_path, cache_dir, analyzer):
+def test_segments_are_units_of_work_on_ray(lfw, tmp_path, cache_dir, analyzer, monkeypatch):
     folder = tmp_path / "in"
     folder.mkdir()
     build_clip(folder / "clip.mkv", standard_shots(people_photos(lfw, 4)), "mkv-h264")
@@ -33,6 +33,10 @@ def test_segments_are_units_of_work_on_ray(lfw, tmp_path, cache_dir, analyzer):
         expected = engine.ingest([folder], "c")
 
     # An instance of this process's own: the actors are started here, as on a cluster.
+    # Token authentication off for this in-process instance, said explicitly: with the
+    # mode unset, ray.init() writes ~/.ray/auth_token, and Ray clusters other tests start
+    # at the same time would see a token appear under them (tests/raycluster.py).
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, namespace="facesearch")
     try:
         on_ray = Settings(
