@@ -117,6 +117,8 @@ def _committed(manifest: dict) -> dict[str, int | None]:
         f"ids-{gen}.i64": count * 8,
         f"tombstones-{gen}.i64": manifest["tombstones"] * 8,
     }
+    if manifest.get("with_collections"):
+        files[f"collections-{gen}.i64"] = count * 8
     if manifest.get("ivf_file"):
         files[manifest["ivf_file"]] = None
     return files
