@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..engine import Engine
 from ..governance.actions import Caller, governed, search_person
-from ..governance.audit import PersonChanged, Who
+from ..governance.audit import Who
 from ..governance.purpose import bind
 from ..people.actions import PersonActions
 from ..people.search import HOW
@@ -242,8 +242,7 @@ def people_recluster(
             if not as_json:
                 out.print(f"{stage}: {done}/{total}")
 
-        result = engine.people().recluster(int(who.organisation_id or 0), progress)
-        actions.audit.record(who, PersonChanged("recluster", [], None))
+        result = actions.recluster(who, lambda org: engine.people().recluster(org, progress))
     if as_json:
         print_json(result)
     else:

@@ -7,7 +7,7 @@ nothing, and one that is done is always in the log with who did it and when.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..governance.audit import AuditLog, PersonChanged, Who
 from ..store.catalog import Catalog
@@ -25,6 +25,13 @@ class PersonActions:
         if org is None:
             raise ValueError("a person operation needs an organisation")
         return int(org)
+
+    def recluster(self, who: Who, run: Callable[[int], dict]) -> dict:
+        """Cluster the organisation's faces again with `run(organisation_id)`, then record
+        it (the run commits as it goes, resumable, so its entry follows it)."""
+        result = run(self._org(who, None))
+        self.audit.record(who, PersonChanged("recluster", [], None))
+        return result
 
     def name(
         self,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from ...errors import FacesearchError
 from ...governance import actions
-from ...governance.audit import PersonChanged, Who
+from ...governance.audit import Who
 from ...governance.auth import Actor, Permission
 from ...governance.purpose import bind
 from ...people.actions import PersonActions
@@ -236,10 +236,9 @@ def undo_operation(
 @router.post("/recluster")
 def recluster(services: ServicesDep, actor: Actor = require(P.PEOPLE)) -> dict:
     """Cluster all of the organisation's faces again, keeping every human decision."""
+    actions, who = _actions(services, actor)
     with services.write_lock:
-        result = services.engine.people().recluster(actor.organisation_id)
-    services.record(actor, PersonChanged("recluster", [], None))
-    return result
+        return actions.recluster(who, services.engine.people().recluster)
 
 
 @router.post("/{person_id}/search", response_model=PersonSearchOut)
