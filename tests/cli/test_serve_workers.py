@@ -100,9 +100,13 @@ def test_two_workers_search_while_ingesting_apart_audited_and_locked_out(tmp_pat
             matches = answer.json().get("matches", []) if answer.status_code == 200 else []
             return username, answer.status_code, [m["collection"] for m in matches]
 
+        # The searches start once a worker has taken the job up (its runner polls).
+        deadline = time.monotonic() + 120
+        while admin.get(f"/api/jobs/{ingest}").json()["status"] == "queued":
+            assert time.monotonic() < deadline, "no worker took the ingest job up"
+            time.sleep(0.1)
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(search, range(24)))
-        assert admin.get(f"/api/jobs/{ingest}").json()["status"] in ("running", "finished")
         assert _wait(admin, ingest)["status"] == "finished"
         assert [code for _, code, _ in results] == [200] * len(results), results
         for username, _, collections in results:
