@@ -31,7 +31,7 @@ from . import __version__
 from .config import Settings
 from .errors import Conflict, FacesearchError
 from .index.files import fsync_dir, locked
-from .index.sealed import vector_layout
+from .index.persistent import Manifest
 
 FORMAT = 1
 MANIFEST = "backup.json"
@@ -107,23 +107,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _committed(manifest: dict) -> dict[str, int | None]:
-    """The files a manifest commits and their committed sizes (None: the whole file)."""
-    gen, count, dim = manifest["generation"], manifest["count"], manifest["dim"]
-    layout = vector_layout(dim, b"\0" * 32 if manifest.get("sealed") else None,
-                           manifest.get("vectors_format", 1))  # fmt: skip
-    files: dict[str, int | None] = {
-        f"vectors-{gen}.f32": layout.size(count),
-        f"ids-{gen}.i64": count * 8,
-        f"tombstones-{gen}.i64": manifest["tombstones"] * 8,
-    }
-    if manifest.get("with_collections"):
-        files[f"collections-{gen}.i64"] = count * 8
-    if manifest.get("ivf_file"):
-        files[manifest["ivf_file"]] = None
-    return files
-
-
 def _copy_index(src: Path, dst: Path, listed: dict[str, dict]) -> None:
     """One index folder's committed state, under its shared lock: no writer commits
     while it is copied, readers go on."""
@@ -132,7 +115,7 @@ def _copy_index(src: Path, dst: Path, listed: dict[str, dict]) -> None:
         if not manifest_path.exists():
             return
         text = manifest_path.read_bytes()
-        for name, size in _committed(json.loads(text)).items():
+        for name, size in Manifest(**json.loads(text)).committed_sizes().items():
             if (src / name).exists():
                 listed[f"index/{src.name}/{name}"] = _copy(src / name, dst / name, size)
         (dst / "manifest.json").write_bytes(text)

@@ -115,6 +115,22 @@ class Manifest:
         names = set(self.appended())
         return names | ({self.ivf_file} if self.ivf_file else set())
 
+    def committed_sizes(self) -> dict[str, int | None]:
+        """Each file this manifest commits and its committed size (None: the whole file);
+        bytes past it belong to a write not yet committed."""
+        # The rows' layout depends on whether they are sealed, not on the key itself.
+        layout = vector_layout(self.dim, b"\0" * 32 if self.sealed else None, self.vectors_format)
+        sizes: dict[str, int | None] = {
+            self.vectors_file: layout.size(self.count),
+            self.ids_file: self.count * 8,
+            self.tombstones_file: self.tombstones * 8,
+        }
+        if self.with_collections:
+            sizes[self.collections_file] = self.count * 8
+        if self.ivf_file:
+            sizes[self.ivf_file] = None
+        return sizes
+
 
 class PersistentIndex(CatalogFed):
     """Exact search over the memory-mapped vectors while small; IVF candidates
