@@ -157,3 +157,46 @@ def test_a_large_collection_is_searched_in_its_own_lists_and_stays_exact(world, 
     _, found = index.search_collections(queries, 10, [a.id])
     assert np.array_equal(found, exact(["a"]))
     index.close()
+
+
+def test_collection_filters_probe_lists_by_their_share_of_the_index(world):
+    """A small share's own lists are probed in proportion (all of them below nprobe/nlist),
+    so with flat codes its answer is exact although an unfiltered search probes a quarter
+    of the lists; most of the index goes through the shared lists, all of it unfiltered."""
+    settings, catalog, vectors, (a, b) = world
+    c = catalog.create_collection("c", "LFW", "test")
+    _store(catalog, c, vectors[520:600], "c")
+    index_settings = settings.index.model_copy(update={
+        "approx_min_faces": 300, "factory": "IVF8,Flat", "nprobe": 2, "filter_exact_max": 50,
+    })  # fmt: skip
+    index = _open(settings.model_copy(update={"index": index_settings}), catalog)
+    index.sync(catalog)
+    assert index.approximate
+    ids = catalog.model_face_ids(MODEL, VERSION)
+    rows = catalog.faces(ids)
+    queries = vectors[500:520]
+
+    def exact(collections):
+        members = np.array([i for i in ids if rows[int(i)].collection in collections])
+        stored = catalog.embeddings_of(members)
+        matrix = np.vstack([stored[int(i)] for i in members])
+        return members[np.argsort(-(queries @ matrix.T), axis=1)[:, :10]]
+
+    _, found = index.search_collections(queries, 10, [c.id])  # 80 of 580 faces
+    assert np.array_equal(found, exact(["c"]))
+    _, found = index.search_collections(queries, 10, [a.id, b.id])  # 500 of 580
+    assert {rows[int(i)].collection for i in found.ravel()} <= {"a", "b"}
+    assert np.mean([len(set(f) & set(t)) for f, t in zip(found, exact(["a", "b"]))]) > 5
+    assert np.array_equal(index.search_collections(queries, 10, [a.id, b.id, c.id])[1],
+                          index.search(queries, 10)[1])  # fmt: skip
+    index.close()
+    every_list = index_settings.model_copy(update={"nprobe": 8})
+    index = _open(settings.model_copy(update={"index": every_list}), catalog)
+    _, found = index.search_collections(queries, 10, [a.id, b.id])
+    assert np.array_equal(found, exact(["a", "b"]))
+    catalog.delete_faces([int(i) for i in found[:, 0]])
+    index.sync(catalog)
+    ids = catalog.model_face_ids(MODEL, VERSION)
+    _, found = index.search_collections(queries, 10, [a.id, b.id])
+    assert np.array_equal(found, exact(["a", "b"]))
+    index.close()

@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 # closing the index writes it again so the next open has less to re-encode.
 CHECKPOINT_FACES = 50_000
 CHUNK = 65_536
+# A collection filter that allows at least this share of the index searches the shared
+# inverted lists through a bitmap rather than each collection's own lists.
+SHARED_LISTS_SHARE = 0.5
 FORMAT = 1
 __all__ = ["CatalogSource", "PersistentIndex", "SyncReport"]
 
@@ -166,6 +169,7 @@ class PersistentIndex(CatalogFed):
         # only its faces, so a search limited to it scans its codes and no others.
         self._own: dict[int, IVFCandidates] = {}
         self._own_lock = threading.Lock()
+        self._bitmaps: dict[tuple[frozenset[int], int, int], tuple[np.ndarray, int]] = {}
         self._rw = ReadWriteLock()
         with self._rw.write(), locked(self._lock, exclusive=True):
             try:
@@ -253,6 +257,7 @@ class PersistentIndex(CatalogFed):
             self._ivf = None
             self._dead = np.zeros(0, dtype=np.int64)
             self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
+            self._bitmaps = {}
             if m.ivf_file:
                 try:
                     self._ivf = IVFCandidates.read(
@@ -388,13 +393,26 @@ class PersistentIndex(CatalogFed):
                 return self._exact(queries, k, self._collection_slots(collection_ids))
             groups = self._grouped_slots()
             chosen = [c for c in set(map(int, collection_ids)) if c in groups]
+            if set(groups) <= set(chosen):
+                return self._search_slots(queries, k, None)  # every face is allowed
+            share = sum(len(groups[c]) for c in chosen) / max(self.m.count, 1)
+            if share >= SHARED_LISTS_SHARE:
+                # Most of the index: the shared lists with a bitmap scan little in vain,
+                # and one search beats one per collection.
+                bits, allowed = self._bitmap_of(chosen)
+                return self._search_bits(queries, k, bits, allowed)
             large = [c for c in chosen if len(groups[c]) > self.settings.filter_exact_max]
             small = self._collection_slots([c for c in chosen if c not in large])
             parts = [self._search_slots(queries, k, small)] if len(small) or not large else []
             if large:
                 bits = self._alive_bits()
                 pool = max(k * self.settings.refine, k)
-                found = [self._own_lists(c, groups[c]).scored(queries, pool, self._nprobe(), bits)
+                # The own lists hold only the chosen faces: probing `nprobe / share` of
+                # them scans as many codes as an unfiltered search does, and finds the
+                # true neighbours more often (all lists probed below a share of
+                # nprobe / nlist).
+                nprobe = math.ceil(self._nprobe() / max(share, 1e-9))
+                found = [self._own_lists(c, groups[c]).scored(queries, pool, nprobe, bits)
                          for c in large]  # fmt: skip
                 scores = np.concatenate([f[0] for f in found], axis=1)
                 slots = np.concatenate([f[1] for f in found], axis=1)
@@ -456,18 +474,38 @@ class PersistentIndex(CatalogFed):
                 return self._exact(queries, k, slots)
             mask = np.zeros(self.m.count, dtype=bool)
             mask[slots] = True
-            bits = np.packbits(mask, bitorder="little")
-            # A filter keeps a fraction of each probed list: probe more lists so
-            # about as many allowed candidates are seen as without a filter.
-            fraction = len(slots) / max(len(self), 1)
-            nprobe = math.ceil(self._nprobe() / fraction)
-        elif self._ivf is None:
+            return self._search_bits(queries, k, np.packbits(mask, bitorder="little"), len(slots))
+        if self._ivf is None:
             return self._exact(queries, k, None)
-        else:
-            bits, nprobe = self._alive_bits(), self._nprobe()
         pool = max(k * self.settings.refine, k)
-        candidates = self._ivf.search(queries, pool, nprobe, bits)
+        candidates = self._ivf.search(queries, pool, self._nprobe(), self._alive_bits())
         return self._rerank(queries, k, candidates)
+
+    def _search_bits(
+        self, queries: np.ndarray, k: int, bits: np.ndarray, allowed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over the shared lists among the `allowed` live slots set in `bits`."""
+        assert self._ivf is not None
+        # A filter keeps a fraction of each probed list: probe more lists so
+        # about as many allowed candidates are seen as without a filter.
+        nprobe = math.ceil(self._nprobe() / max(allowed / max(len(self), 1), 1e-9))
+        pool = max(k * self.settings.refine, k)
+        return self._rerank(queries, k, self._ivf.search(queries, pool, nprobe, bits))
+
+    def _bitmap_of(self, collections: list[int]) -> tuple[np.ndarray, int]:
+        """A bitmap of the live slots of these collections and their number, kept for the
+        next searches of the same collections until the index changes (read lock)."""
+        key = (frozenset(collections), self.m.count, len(self._dead))
+        found = self._bitmaps.get(key)
+        if found is None:
+            slots = self._collection_slots(collections)
+            mask = np.zeros(self.m.count, dtype=bool)
+            mask[slots] = True
+            found = (np.packbits(mask, bitorder="little"), len(slots))
+            # Replaced whole, so concurrent readers never see it half-changed; a few
+            # sets of collections (organisations, say) are kept.
+            self._bitmaps = {**dict(list(self._bitmaps.items())[-7:]), key: found}
+        return found
 
     def _nprobe(self) -> int:
         assert self._ivf is not None
@@ -621,6 +659,7 @@ class PersistentIndex(CatalogFed):
         self._commit(m)
         self._map(m)
         self._groups, self._grouped, self._joined, self._own = {}, 0, {}, {}
+        self._bitmaps = {}
 
     def _write_faces(self, ids: np.ndarray, vectors: np.ndarray, collections: np.ndarray) -> None:
         m = self._append(self.m, ids, vectors, collections)
@@ -768,7 +807,7 @@ class PersistentIndex(CatalogFed):
         self._ivf = ivf
         self._dead = np.zeros(0, dtype=np.int64)
         self._groups, self._grouped, self._joined, self._bits = {}, 0, {}, None
-        self._own = {}
+        self._own, self._bitmaps = {}, {}
         self._map(new)
         self.m = new
         if ivf is not None:
