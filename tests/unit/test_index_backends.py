@@ -186,7 +186,8 @@ def test_collection_filters_probe_lists_by_their_share_of_the_index(world):
     assert np.array_equal(found, exact(["c"]))
     _, found = index.search_collections(queries, 10, [a.id, b.id])  # 500 of 580
     assert {rows[int(i)].collection for i in found.ravel()} <= {"a", "b"}
-    assert np.mean([len(set(f) & set(t)) for f, t in zip(found, exact(["a", "b"]))]) > 5
+    overlap = [len(set(f) & set(t)) for f, t in zip(found, exact(["a", "b"]), strict=True)]
+    assert np.mean(overlap) > 5
     assert np.array_equal(index.search_collections(queries, 10, [a.id, b.id, c.id])[1],
                           index.search(queries, 10)[1])  # fmt: skip
     index.close()
