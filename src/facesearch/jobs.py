@@ -101,6 +101,9 @@ class JobRunner:
         if job.status == "queued":
             self.jobs.finish(job_id, "cancelled", "cancelled before it started")
         elif job.status == "running" and self.current == job_id:
+            # Ended in the catalog first: a server killed before its next batch must
+            # not resume the job on restart, nor another server take it over.
+            self.jobs.finish(job_id, "cancelled", "cancelled; what was stored is kept")
             with self._lock:
                 self._cancelled.add(job_id)
         elif job.status == "running":
@@ -174,10 +177,11 @@ class JobRunner:
                 self.on_progress(self.jobs.get(job.id), report)
             with self._lock:
                 cancelled = job.id in self._cancelled
-            if lost.is_set():
-                raise _LeaseLost
+            # A cancel ends the row and so takes the lease too: it is not a lost lease.
             if cancelled or self._stopping.is_set():
                 raise _Stop
+            if lost.is_set():
+                raise _LeaseLost
 
         try:
             # Over the server's one database: the engine below closes only its index.
@@ -200,17 +204,18 @@ class JobRunner:
             with self._lock:
                 cancelled = job.id in self._cancelled
                 self._cancelled.discard(job.id)
-            if cancelled:
-                ended = self._finish(job.id, "cancelled", "cancelled; what was stored is kept")
-            else:
-                ended = self._finish(
-                    job.id, "queued", "interrupted by a shutdown; resumes on start"
-                )
+            # cancel() ended a cancelled job's row
+            ended = cancelled or self._finish(
+                job.id, "queued", "interrupted by a shutdown; resumes on start"
+            )
         except Exception as exc:  # a job's failure must never stop the runner
             log.exception("ingest job %s failed", job.id)
             ended = self._finish(job.id, "failed", str(exc) or type(exc).__name__)
         else:
-            ended = self._finish(job.id, "finished")
+            with self._lock:
+                cancelled = job.id in self._cancelled  # after its last batch: it stays so
+                self._cancelled.discard(job.id)
+            ended = cancelled or self._finish(job.id, "finished")
         finally:
             beat_done.set()
             beat.join()

@@ -195,9 +195,16 @@ def test_cancel_a_running_job_and_refuse_to_delete_its_collection(small_batches,
         busy = client.delete("/api/collections/lfw", headers=tokens["administrator"])
         assert busy.status_code == 409 and "cancel it first" in busy.json()["detail"]
         assert client.delete(f"/api/jobs/{job['id']}", headers=headers).status_code == 202
+        # Durable at once, before the runner's next batch: a server killed now must not
+        # resume the job on restart.
+        row = app.state.services.jobs.get(job["id"])
+        assert row.status == "cancelled" and row.lease_holder is None
         done = wait_for_job(client, job["id"], headers)
     assert done["status"] == "cancelled" and 0 < done["done"] < 24
-    assert done["images"] == app.state.services.catalog.stats()["images"]
+    # The batch in flight at the cancel is stored and counted once the runner stopped.
+    after = app.state.services.jobs.get(job["id"])
+    assert after.status == "cancelled" and 0 < after.done < 24
+    assert after.images == app.state.services.catalog.stats()["images"]
 
 
 def test_a_job_interrupted_by_a_restart_resumes_and_stores_nothing_twice(small_batches, lfw):
