@@ -341,6 +341,7 @@ def assign(
     params: Params,
     refused: set[tuple[int, int]] | None = None,
     index: faiss.Index | None = None,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Assignment:
     """New faces join found persons or found new ones, without touching the others.
 
@@ -350,13 +351,17 @@ def assign(
     guard refuses, or `refused` holds (new row, person) — a human "not this person".
     New faces left over are clustered with the waiting faces they reach; groups of
     `min_faces` become new persons. `index`: a FAISS index of `known.vectors` (row
-    numbers as ids) kept between steps; without it one is built.
+    numbers as ids) kept between steps; without it one is built. `neighbours`:
+    (similarities, known rows, -1 padding) of each new face, best first, found
+    elsewhere (the search index).
     """
     refused = refused or set()
     m = len(new)
     person = -np.ones(m, np.int64)
     usable = np.ones(m, bool) if new.quality is None else new.quality >= params.quality_floor
-    if len(known) and usable.any():
+    if neighbours is not None:
+        sims, rows = neighbours
+    elif len(known) and usable.any():
         if index is None:
             sims, rows = knn(known.vectors, new.vectors, 2 * params.k)
         else:

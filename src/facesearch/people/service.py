@@ -15,7 +15,6 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +68,7 @@ def params_for(spec: ModelSpec, settings: PeopleSettings) -> Params:
     )
 
 
-@dataclass
-class _Known:
-    """The faces an engine has clustered, kept between ingest batches."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    images: np.ndarray
-    quality: np.ndarray
+Nearest = Callable[[np.ndarray, int, list[int]], tuple[np.ndarray, np.ndarray]]
 
 
 class People:
@@ -85,48 +77,25 @@ class People:
         catalog: Catalog,
         spec: ModelSpec,
         settings: PeopleSettings,
+        nearest: Nearest,
         work_dir: Path | None = None,
     ) -> None:
+        """`nearest(vectors, k, collection ids)`: (scores, face ids) of the k stored faces
+        of those collections most similar to each vector, best first (the search index)."""
         self.catalog = catalog
         self.store = PeopleStore(catalog)
         self.spec = spec
         self.settings = settings
         self.params = params_for(spec, settings)
+        self.nearest = nearest
         self.work_dir = work_dir
-        self._known: dict[int, _Known] = {}
-
-    def _load_known(self, organisation_id: int, upto: int) -> _Known:
-        known = self._known.get(organisation_id)
-        ids_now = self.store.cluster_input(
-            organisation_id, self.spec.name, self.spec.version, upto, load_vectors=False
-        ).ids
-        if known is not None:
-            keep = np.isin(known.ids, ids_now)
-            known = _Known(
-                known.ids[keep], known.vectors[keep], known.images[keep], known.quality[keep]
-            )
-            after = int(known.ids.max()) if len(known.ids) else 0
-            missing = ids_now[ids_now > after]
-            if len(missing):
-                more = self.store.cluster_input(
-                    organisation_id, self.spec.name, self.spec.version, upto, after=after
-                )
-                known = _Known(
-                    np.concatenate([known.ids, more.ids]),
-                    np.concatenate([known.vectors, more.vectors])
-                    if len(known.ids)
-                    else more.vectors,
-                    np.concatenate([known.images, more.images]),
-                    np.concatenate([known.quality, more.quality]),
-                )
-        else:
-            got = self.store.cluster_input(organisation_id, self.spec.name, self.spec.version, upto)
-            known = _Known(got.ids, got.vectors, got.images, got.quality)
-        self._known[organisation_id] = known
-        return known
 
     def update(self, organisation_id: int) -> dict[str, int]:
-        """Cluster the organisation's faces stored since the last step."""
+        """Cluster the organisation's faces stored since the last step.
+
+        The known faces a step reads are the new faces' neighbours, found in the search
+        index, and the other faces of those neighbours' persons: a step costs what its
+        new faces do, not what the archive holds."""
         if not self.settings.enabled:
             return {"faces": 0, "assigned": 0, "created": 0, "removed": 0}
         name, version = self.spec.name, self.spec.version
@@ -134,12 +103,11 @@ class People:
         new = self.store.cluster_input(organisation_id, name, version, after=mark)
         if not len(new.ids):
             return {"faces": 0, "assigned": 0, "created": 0, "removed": 0}
-        known = self._load_known(organisation_id, mark)
-        assigned = self.store.assignments(organisation_id, name, version)
-        known_person = np.array([assigned.get(int(i), -1) for i in known.ids], np.int64)
         # Faces that a person already placed (or that came with one) are not new work.
-        fresh = new.person < 0
-        rows = np.flatnonzero(fresh)
+        rows = np.flatnonzero(new.person < 0)
+        known, neighbours = self._neighbours(organisation_id, mark, new.vectors[rows], len(new.ids))
+        assigned = self.store.assignments_of(organisation_id, name, version, known.ids)
+        known_person = np.array([assigned.get(int(i), -1) for i in known.ids], np.int64)
         refusals = self.store.refusals(organisation_id)
         position = {int(f): r for r, f in enumerate(new.ids[rows])}
         refused = {(position[f], p) for f, p in refusals if f in position}
@@ -151,6 +119,7 @@ class People:
             Faces(new.vectors[rows], new.images[rows], new.quality[rows], new.tracks[rows]),
             self.params,
             refused,
+            neighbours=neighbours,
         )
         joins = {int(new.ids[rows[r]]): int(p) for r, p in enumerate(step.person) if p >= 0}
         groups: dict[int, list[int]] = {}
@@ -163,14 +132,36 @@ class People:
         result = self.store.apply_clustering(
             organisation_id, name, version, upto, joins, list(groups.values())
         )
-        # The new faces are known from now on.
-        self._known[organisation_id] = _Known(
-            np.concatenate([known.ids, new.ids]),
-            np.concatenate([vectors, new.vectors]),
-            np.concatenate([known.images, new.images]),
-            np.concatenate([known.quality, new.quality]),
-        )
         return {"faces": len(new.ids), **result}
+
+    def _neighbours(
+        self, organisation_id: int, mark: int, vectors: np.ndarray, new_faces: int
+    ) -> tuple[ClusterInput, tuple[np.ndarray, np.ndarray]]:
+        """The known faces (ids up to `mark`) a step needs, and each new face's nearest
+        of them as (similarities, rows of those faces), best first, -1 padded."""
+        k = 2 * self.params.k
+        collections = [c.id for c in self.catalog.collections_of(organisation_id)]
+        if len(vectors) and collections:
+            # The new faces are in the index already: ask for enough to leave k known.
+            scores, ids = self.nearest(vectors, k + new_faces, collections)
+        else:
+            scores = np.zeros((len(vectors), 0), np.float32)
+            ids = np.zeros((len(vectors), 0), np.int64)
+        ok = (ids > 0) & (ids <= mark)
+        near = np.unique(ids[ok])
+        wanted = np.union1d(near, self.store.members_of_persons_of(organisation_id, near))
+        name, version = self.spec.name, self.spec.version
+        known = self.store.cluster_input_of(organisation_id, name, version, wanted[wanted <= mark])
+        row_of = {int(i): r for r, i in enumerate(known.ids)}  # the deleted are not there
+        sims = np.full((len(vectors), k), -np.inf, np.float32)
+        rows = np.full((len(vectors), k), -1, np.int64)
+        for q in range(len(vectors)):
+            found = [(s, row_of[int(i)]) for s, i, good in zip(scores[q], ids[q], ok[q],
+                     strict=True) if good and int(i) in row_of][:k]  # fmt: skip
+            if found:
+                sims[q, : len(found)] = [s for s, _ in found]
+                rows[q, : len(found)] = [r for _, r in found]
+        return known, (sims, rows)
 
     # full recluster
 

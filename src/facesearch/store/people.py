@@ -239,6 +239,14 @@ class PeopleStore:
 
     # clustering support
 
+    _CLUSTER_COLUMNS = (
+        "SELECT f.id, f.image_id, f.quality, f.embedding, f.collection_id, pf.person_id, "
+        "pf.pinned, f.track_id, f.time_ms FROM faces f "
+        "JOIN collections c ON c.id = f.collection_id "
+        "LEFT JOIN person_faces pf ON pf.face_id = f.id "
+        "WHERE c.organisation_id = ? AND f.model = ? AND f.model_version = ? "
+    )
+
     def cluster_input(
         self,
         organisation_id: int,
@@ -249,14 +257,26 @@ class PeopleStore:
         after: int = 0,
     ) -> ClusterInput:
         rows = self.conn.execute(
-            "SELECT f.id, f.image_id, f.quality, f.embedding, f.collection_id, pf.person_id, "
-            "pf.pinned, f.track_id, f.time_ms FROM faces f "
-            "JOIN collections c ON c.id = f.collection_id "
-            "LEFT JOIN person_faces pf ON pf.face_id = f.id "
-            "WHERE c.organisation_id = ? AND f.model = ? AND f.model_version = ? "
-            "AND f.id > ? AND (? IS NULL OR f.id <= ?) ORDER BY f.id",
+            self._CLUSTER_COLUMNS + "AND f.id > ? AND (? IS NULL OR f.id <= ?) ORDER BY f.id",
             (int(organisation_id), model, version, int(after), upto, upto),
         ).fetchall()
+        return self._cluster_input(rows, load_vectors)
+
+    def cluster_input_of(
+        self, organisation_id: int, model: str, version: str, face_ids: Iterable[int]
+    ) -> ClusterInput:
+        """The same for these faces only (those deleted meanwhile are left out), by id."""
+        ids = sorted({int(i) for i in face_ids})
+        rows = []
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows += self.conn.execute(
+                self._CLUSTER_COLUMNS + f"AND f.id IN ({','.join('?' * len(part))}) ORDER BY f.id",
+                (int(organisation_id), model, version, *part),
+            ).fetchall()
+        return self._cluster_input(rows, True)
+
+    def _cluster_input(self, rows: list, load_vectors: bool) -> ClusterInput:
         n = len(rows)
         if load_vectors and n:
             plain = b"".join(self.catalog._open(r[3], "embedding", r[4]) for r in rows)
@@ -277,6 +297,20 @@ class PeopleStore:
             np.array([-1 if r[7] is None else r[7] for r in rows], np.int64),
         )
 
+    def members_of_persons_of(self, organisation_id: int, face_ids: Iterable[int]) -> np.ndarray:
+        """Every face of the organisation's persons that any of `face_ids` belongs to."""
+        ids = sorted({int(i) for i in face_ids})
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found.update(r[0] for r in self.conn.execute(
+                "SELECT o.face_id FROM person_faces pf JOIN persons p ON p.id = pf.person_id "
+                "JOIN person_faces o ON o.person_id = pf.person_id WHERE p.organisation_id = ? "
+                f"AND pf.face_id IN ({','.join('?' * len(part))})",
+                (int(organisation_id), *part),
+            ))  # fmt: skip
+        return np.array(sorted(found), np.int64)
+
     def assignments(self, organisation_id: int, model: str, version: str) -> dict[int, int]:
         """face id → person id for the organisation's faces of this model."""
         rows = self.conn.execute(
@@ -286,6 +320,22 @@ class PeopleStore:
             (int(organisation_id), model, version),
         )
         return {r[0]: r[1] for r in rows}
+
+    def assignments_of(
+        self, organisation_id: int, model: str, version: str, face_ids: Iterable[int]
+    ) -> dict[int, int]:
+        """face id → person id for these of the organisation's faces that have one."""
+        ids = sorted({int(i) for i in face_ids})
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found.update((r[0], r[1]) for r in self.conn.execute(
+                "SELECT pf.face_id, pf.person_id FROM person_faces pf JOIN persons p "
+                "ON p.id = pf.person_id WHERE p.organisation_id = ? AND p.model = ? "
+                f"AND p.model_version = ? AND pf.face_id IN ({','.join('?' * len(part))})",
+                (int(organisation_id), model, version, *part),
+            ))  # fmt: skip
+        return found
 
     def refusals(self, organisation_id: int) -> set[tuple[int, int]]:
         """(face id, person id) pairs a person said are not the same."""
