@@ -268,12 +268,18 @@ class PeopleStore:
         """The same for these faces only (those deleted meanwhile are left out), by id."""
         ids = sorted({int(i) for i in face_ids})
         rows = []
+        wanted = (int(organisation_id), model, version)
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
-            rows += self.conn.execute(
-                self._CLUSTER_COLUMNS + f"AND f.id IN ({','.join('?' * len(part))}) ORDER BY f.id",
-                (int(organisation_id), model, version, *part),
-            ).fetchall()
+            # By id alone, the rest checked here: with the model's terms in the query
+            # SQLite walks every face of the model instead.
+            rows += [r[:9] for r in self.conn.execute(
+                "SELECT f.id, f.image_id, f.quality, f.embedding, f.collection_id, pf.person_id, "
+                "pf.pinned, f.track_id, f.time_ms, c.organisation_id, f.model, f.model_version "
+                "FROM faces f JOIN collections c ON c.id = f.collection_id "
+                "LEFT JOIN person_faces pf ON pf.face_id = f.id "
+                f"WHERE f.id IN ({','.join('?' * len(part))}) ORDER BY f.id", part,
+            ) if tuple(r[9:]) == wanted]  # fmt: skip
         return self._cluster_input(rows, True)
 
     def _cluster_input(self, rows: list, load_vectors: bool) -> ClusterInput:
@@ -304,8 +310,10 @@ class PeopleStore:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             found.update(r[0] for r in self.conn.execute(
-                "SELECT o.face_id FROM person_faces pf JOIN persons p ON p.id = pf.person_id "
-                "JOIN person_faces o ON o.person_id = pf.person_id WHERE p.organisation_id = ? "
+                # CROSS JOIN keeps SQLite from walking all of the organisation's persons.
+                "SELECT o.face_id FROM person_faces pf CROSS JOIN persons p "
+                "CROSS JOIN person_faces o WHERE p.id = pf.person_id "
+                "AND o.person_id = pf.person_id AND p.organisation_id = ? "
                 f"AND pf.face_id IN ({','.join('?' * len(part))})",
                 (int(organisation_id), *part),
             ))  # fmt: skip
@@ -330,8 +338,8 @@ class PeopleStore:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             found.update((r[0], r[1]) for r in self.conn.execute(
-                "SELECT pf.face_id, pf.person_id FROM person_faces pf JOIN persons p "
-                "ON p.id = pf.person_id WHERE p.organisation_id = ? AND p.model = ? "
+                "SELECT pf.face_id, pf.person_id FROM person_faces pf CROSS JOIN persons p "
+                "WHERE p.id = pf.person_id AND p.organisation_id = ? AND p.model = ? "
                 f"AND p.model_version = ? AND pf.face_id IN ({','.join('?' * len(part))})",
                 (int(organisation_id), model, version, *part),
             ))  # fmt: skip
@@ -388,29 +396,21 @@ class PeopleStore:
         then unpinned faces not in `joins` or `groups` lose their person, and persons
         left with no face, no name and no human decision go."""
         with self.catalog.transaction():
-            alive = {
-                r[0]: r[1]
-                for r in self.conn.execute(
-                    "SELECT pf.face_id, pf.person_id FROM person_faces pf JOIN persons p ON "
-                    "p.id = pf.person_id WHERE p.organisation_id = ?",
-                    (int(organisation_id),),
-                )
-            }
-            persons = {
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT id FROM persons WHERE organisation_id = ? AND merged_into IS NULL",
-                    (int(organisation_id),),
-                )
-            }
-            pinned = {
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT pf.face_id FROM person_faces pf JOIN persons p ON p.id = pf.person_id "
-                    "WHERE p.organisation_id = ? AND pf.pinned = 1",
-                    (int(organisation_id),),
-                )
-            }
+            if replace:
+                alive, pinned = self._placed(organisation_id, None)
+                persons = {
+                    r[0]
+                    for r in self.conn.execute(
+                        "SELECT id FROM persons WHERE organisation_id = ? AND merged_into IS NULL",
+                        (int(organisation_id),),
+                    )
+                }
+            else:
+                # A step reads only the faces and persons it touches: its cost follows
+                # the batch, not the organisation's archive.
+                involved = set(map(int, joins)) | {int(f) for g in groups for f in g}
+                alive, pinned = self._placed(organisation_id, involved)
+                persons = self._live_persons(organisation_id, set(map(int, joins.values())))
             moved = created = 0
             wanted: dict[int, int] = {}
             for face, person in joins.items():
@@ -451,8 +451,40 @@ class PeopleStore:
                 )
                 moved += len(part)
             self._set_mark(organisation_id, model, version, upto)
-            removed = self._remove_orphans(organisation_id, keep_decided=True)
+            # Only a recluster takes faces from persons; orphans of deletions go with
+            # remove_orphans, which every deletion calls.
+            removed = self._remove_orphans(organisation_id, keep_decided=True) if replace else 0
         return {"assigned": moved, "created": created, "removed": removed}
+
+    def _placed(
+        self, organisation_id: int, face_ids: set[int] | None
+    ) -> tuple[dict[int, int], set[int]]:
+        """(face → person, pinned faces) of the organisation: all, or of these faces."""
+        sql = (
+            "SELECT pf.face_id, pf.person_id, pf.pinned FROM person_faces pf CROSS JOIN "
+            "persons p WHERE p.id = pf.person_id AND p.organisation_id = ?"
+        )
+        if face_ids is None:
+            rows = self.conn.execute(sql, (int(organisation_id),)).fetchall()
+        else:
+            ids, rows = sorted(face_ids), []
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                rows += self.conn.execute(
+                    sql + f" AND pf.face_id IN ({','.join('?' * len(part))})",
+                    (int(organisation_id), *part),
+                ).fetchall()
+        return {r[0]: r[1] for r in rows}, {r[0] for r in rows if r[2]}
+
+    def _live_persons(self, organisation_id: int, person_ids: set[int]) -> set[int]:
+        ids, found = sorted(person_ids), set()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found.update(r[0] for r in self.conn.execute(
+                "SELECT id FROM persons WHERE organisation_id = ? AND merged_into IS NULL "
+                f"AND id IN ({','.join('?' * len(part))})", (int(organisation_id), *part),
+            ))  # fmt: skip
+        return found
 
     def _remove_orphans(self, organisation_id: int | None, keep_decided: bool = False) -> int:
         """Persons with no face left. `keep_decided` keeps those a person named or
