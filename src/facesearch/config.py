@@ -6,6 +6,7 @@ environment in the middle of a call.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -339,3 +340,19 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
+
+
+def settings_json(settings: Settings) -> str:
+    """The settings as JSON, secrets included: for this user's own child processes
+    (`serve --workers N`, ingest jobs), never for a file or a log."""
+
+    def plain(value):
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(dict(settings.model_dump(mode="python"))), default=str)

@@ -19,12 +19,15 @@ Before dying it writes one line, `fault injection: SIGKILL at STAGE pass N (…)
 stderr. What it kills: where the process (or, for an ingest worker, its parent)
 leads its own session, as a service manager or a test starts it, the whole process
 group, so an ingest and its worker processes die together as with `kill -9 -PGID`;
-anywhere else only the process itself, so that it can never reach a shell or a test
+anywhere else the process itself and the process that armed it (the first to
+import this module with the variable set: a server whose ingest job runs in a child
+process dies with it, as in a crash), so that it can never reach a shell or a test
 runner that happens to share its group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -33,6 +36,10 @@ import sys
 
 ENV = "FACESEARCH_FAULT_KILL_AT"
 STAGES = ("decode", "embed", "catalog_commit", "index_write")
+
+ROOT_ENV = "FACESEARCH_FAULT_ROOT_PID"
+if os.environ.get(ENV) and ROOT_ENV not in os.environ:
+    os.environ[ROOT_ENV] = str(os.getpid())  # inherited by the processes it starts
 
 _passes: dict[str, int] = {}
 
@@ -61,6 +68,10 @@ def point(stage: str, where: str = "") -> None:
     sys.stderr.flush()
     if _leads_its_group():
         os.killpg(os.getpgrp(), signal.SIGKILL)
+    root = int(os.environ.get(ROOT_ENV) or 0)
+    if root and root != os.getpid():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(root, signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,27 +1,34 @@
 """Ingest jobs run in the background of a long-lived process (the server).
 
 Jobs are rows in the catalog, so they outlive the process: one worker thread
-takes the oldest queued job and runs `Engine.ingest` on it, writing progress
-to its row after every batch. While it runs, a heartbeat thread renews the job's
-lease (store/leases.py). When the server dies, the lease expires and a server
-sharing the catalog takes the job over (a restarted server on the same machine at
-once); ingest skips what is already stored (by content hash), so it resumes where
-it stopped, with nothing lost and nothing stored twice.
+takes the oldest queued job and runs `Engine.ingest` on it in a child process
+(niced, with its own interpreter: the server's searches do not wait on it),
+which writes progress to the job's row after every batch. While it runs, a
+heartbeat thread renews the job's lease (store/leases.py). When the server dies,
+the lease expires and a server sharing the catalog takes the job over (a
+restarted server on the same machine at once); ingest skips what is already
+stored (by content hash), so it resumes where it stopped, with nothing lost and
+nothing stored twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
-from .config import Settings
+from .config import Settings, settings_json
 from .engine import Engine
 from .ingest import IngestReport, Screen
-from .pipeline.analyze import Analyzer
 from .storage import open_catalog
 from .store.jobs import Job, Jobs
 from .store.leases import Leases, this_process
@@ -34,10 +41,6 @@ RUNNER_LEASE = "ingest-runner"
 
 class _Stop(BaseException):
     """Raised inside a progress callback to stop an ingest between batches."""
-
-
-class _LeaseLost(BaseException):
-    """This server lost a job's lease (it paused past it): another server runs it now."""
 
 
 class JobRunner:
@@ -54,7 +57,8 @@ class JobRunner:
         self.jobs = jobs
         self.on_progress = on_progress
         self.on_finish = on_finish
-        # Builds the ingest screen (the block-list) for a job's engine.
+        # Builds the ingest screen (the block-list) for a job's engine, in the job's
+        # process: a module-level function, so that it can be sent there.
         self.screen_for = screen_for
         self.on_takeover = on_takeover
         self.holder = this_process()
@@ -68,7 +72,6 @@ class JobRunner:
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._analyzer: Analyzer | None = None
         self.current: int | None = None
 
     def start(self) -> list[int]:
@@ -156,67 +159,71 @@ class JobRunner:
                 log.exception("cannot renew the lease of ingest job %s", job_id)
 
     def _run(self, job: Job) -> None:
+        """Run the job in a child process and follow it from this thread: the server's
+        searches share no interpreter (and no GIL) with the ingest, and the child's
+        niceness (inherited from this thread) yields the cores to them."""
         self.current = job.id
-        base = [job.images, job.faces]  # what earlier attempts of the job stored
         beat_done, lost = threading.Event(), threading.Event()
         beat = threading.Thread(
             target=self._heartbeat, args=(job.id, beat_done, lost), name="job-lease", daemon=True
         )
         beat.start()
-
-        def progress(report: IngestReport) -> None:
-            self.jobs.progress(
-                job.id, total=report.total, done=report.done,
-                images=base[0] + report.images, faces=base[1] + report.faces,
-                duplicates=report.duplicates, errors=report.errors,
-                rate=round(report.images_per_second, 2),
-                video_seconds=round(report.video_seconds, 3),
-                video_seconds_total=round(report.video_seconds_total, 3),
-            )  # fmt: skip
-            if self.on_progress:
-                self.on_progress(self.jobs.get(job.id), report)
-            with self._lock:
-                cancelled = job.id in self._cancelled
-            # A cancel ends the row and so takes the lease too: it is not a lost lease.
-            if cancelled or self._stopping.is_set():
-                raise _Stop
-            if lost.is_set():
-                raise _LeaseLost
-
+        context = get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        stop = context.Event()
+        roots = [str(p) for p in self._roots(job)]
+        child = context.Process(
+            target=_ingest_job, name=f"ingest-job-{job.id}",
+            args=(settings_json(self.settings), job, roots, self.screen_for, send, stop),
+        )  # fmt: skip
+        outcome: tuple[str, object] | None = None
         try:
-            # Over the server's one database: the engine below closes only its index.
-            catalog = open_catalog(self.settings, self.jobs.db)
-            target = catalog.collection(job.collection, job.organisation_id)
-            # Counted from the catalog, not the job's row: a kill between a batch's commit
-            # and its progress report leaves that batch out of the row.
-            base[:] = catalog.stored_by_runs(
-                target, job.inputs, self.jobs.get(job.id).started_at or job.created_at
-            )
-            with Engine(self.settings, catalog, self._analyzer_for_ingest()) as engine:
-                screen = self.screen_for(engine) if self.screen_for else None
-                report = engine.ingest(
-                    [Path(p) for p in job.inputs], target, progress, screen, self._roots(job)
-                )
-                self.last_report[job.id] = report
-        except _LeaseLost:
-            return  # the server that took the job over finishes it
-        except _Stop:
+            child.start()
+            send.close()
+            while True:
+                with self._lock:
+                    cancelled = job.id in self._cancelled
+                if cancelled or self._stopping.is_set() or lost.is_set():
+                    stop.set()  # the child stops after the batch it is on
+                try:
+                    if not receive.poll(0.5):
+                        continue
+                    kind, value = receive.recv()
+                except EOFError:
+                    break  # the child has ended
+                if kind == "progress":
+                    if self.on_progress:
+                        self.on_progress(self.jobs.get(job.id), value)
+                else:
+                    outcome = (kind, value)
+            child.join()
             with self._lock:
                 cancelled = job.id in self._cancelled
                 self._cancelled.discard(job.id)
-            # cancel() ended a cancelled job's row
-            ended = cancelled or self._finish(
-                job.id, "queued", "interrupted by a shutdown; resumes on start"
-            )
+            if cancelled:
+                ended = True  # cancel() ended the row; the child kept what it stored
+            elif lost.is_set():
+                return  # the server that took the job over finishes it
+            elif outcome is None:
+                ended = self._finish(job.id, "failed", f"the ingest process died "
+                                     f"(exit status {child.exitcode})")  # fmt: skip
+            elif outcome[0] == "finished":
+                self.last_report[job.id] = outcome[1]  # type: ignore[assignment]
+                ended = self._finish(job.id, "finished")
+            elif outcome[0] == "stopped":
+                ended = self._finish(
+                    job.id, "queued", "interrupted by a shutdown; resumes on start"
+                )
+            else:
+                ended = self._finish(job.id, "failed", str(outcome[1]))
         except Exception as exc:  # a job's failure must never stop the runner
             log.exception("ingest job %s failed", job.id)
             ended = self._finish(job.id, "failed", str(exc) or type(exc).__name__)
-        else:
-            with self._lock:
-                cancelled = job.id in self._cancelled  # after its last batch: it stays so
-                self._cancelled.discard(job.id)
-            ended = cancelled or self._finish(job.id, "finished")
         finally:
+            stop.set()
+            if child.is_alive():
+                child.join(60)
+            receive.close()
             beat_done.set()
             beat.join()
             self.current = None
@@ -236,12 +243,52 @@ class JobRunner:
             return [self.settings.uploads_dir]
         return list(self.settings.api.allowed_roots)
 
-    def _analyzer_for_ingest(self) -> Analyzer | None:
-        # In-process ingest needs models of its own: the server's search engine
-        # uses its analyzer from other threads, and OpenCV's models are not
-        # thread-safe. With worker processes each process loads its own.
-        if self.settings.workers > 1:
-            return None
-        if self._analyzer is None:
-            self._analyzer = Analyzer.load(self.settings)
-        return self._analyzer
+
+def _ingest_job(
+    settings_json_: str, job: Job, roots: list[str], screen_for: Callable[[Engine], Screen] | None,
+    events: Connection, stop: EventType,
+) -> None:  # fmt: skip
+    """The child process of one job: ingest with the job's row as its progress, and
+    tell the runner each batch ("progress", report) and how it ended: ("finished",
+    report), ("stopped", None) after `stop`, or ("failed", message)."""
+    with contextlib.suppress(OSError, AttributeError):
+        # Linux: killed with the runner's thread, so no orphan goes on storing.
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    settings = Settings.model_validate(json.loads(settings_json_))
+    catalog = open_catalog(settings)
+    jobs = Jobs(catalog.db)
+    try:
+        target = catalog.collection(job.collection, job.organisation_id)
+        # Counted from the catalog, not the job's row: a kill between a batch's commit
+        # and its progress report leaves that batch out of the row.
+        base = catalog.stored_by_runs(
+            target, job.inputs, jobs.get(job.id).started_at or job.created_at
+        )
+
+        def progress(report: IngestReport) -> None:
+            jobs.progress(
+                job.id, total=report.total, done=report.done,
+                images=base[0] + report.images, faces=base[1] + report.faces,
+                duplicates=report.duplicates, errors=report.errors,
+                rate=round(report.images_per_second, 2),
+                video_seconds=round(report.video_seconds, 3),
+                video_seconds_total=round(report.video_seconds_total, 3),
+            )  # fmt: skip
+            events.send(("progress", report))
+            if stop.is_set():
+                raise _Stop
+
+        with Engine(settings, catalog) as engine:
+            screen = screen_for(engine) if screen_for else None
+            report = engine.ingest(
+                [Path(p) for p in job.inputs], target, progress, screen, [Path(r) for r in roots]
+            )
+        events.send(("finished", report))
+    except _Stop:
+        events.send(("stopped", None))
+    except Exception as exc:
+        log.exception("ingest job %s failed", job.id)
+        events.send(("failed", str(exc) or type(exc).__name__))
+    finally:
+        catalog.close()
+        events.close()

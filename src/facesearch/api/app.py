@@ -20,7 +20,6 @@ from pathlib import Path
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from pydantic import SecretStr
 
 from .. import __version__
 from ..config import Settings
@@ -34,7 +33,7 @@ from ..store.accounts import Accounts
 from ..store.jobs import Jobs
 from ..store.logins import Logins
 from ..web import pages
-from .background import JobEvents, RetentionPurger
+from .background import JobEvents, RetentionPurger, blocklist_screen
 from .errors import add_error_handlers
 from .limits import BodyLimit, body_limit_for
 from .metrics import Metrics, MetricsMiddleware
@@ -66,21 +65,6 @@ ROUTERS = (
 SETTINGS_ENV = "FACESEARCH_SERVE_SETTINGS_JSON"
 
 
-def settings_for_workers(settings: Settings) -> str:
-    """The settings as JSON, secrets included (the workers are this user's children)."""
-
-    def plain(value):
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return json.dumps(plain(dict(settings.model_dump(mode="python"))), default=str)
-
-
 def app_from_environment() -> FastAPI:
     """The app of one `serve --workers N` worker (uvicorn's factory)."""
     return create_app(Settings.model_validate(json.loads(os.environ[SETTINGS_ENV])))
@@ -100,7 +84,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     services = Services(
         settings=settings, engine=engine, db=db, accounts=accounts_store,
         jobs=jobs_store,
-        runner=JobRunner(settings, jobs_store, events.progress, events.finished, events.screen_for,
+        runner=JobRunner(settings, jobs_store, events.progress, events.finished, blocklist_screen,
                          events.taken_over),
         auth=Authenticator(accounts_store, settings.api),
         metrics=Metrics(lambda: services.catalog.stats()),

@@ -22,6 +22,12 @@ from .state import Services
 log = logging.getLogger(__name__)
 
 
+def blocklist_screen(job_engine: Engine):
+    """The blocklist screen for a job's engine (its catalog records what it blocks); run
+    in the job's own process."""
+    return actions.governed(job_engine)[1].screen
+
+
 class JobEvents:
     """The job runner's callbacks: count in the metrics, audit."""
 
@@ -38,10 +44,6 @@ class JobEvents:
     def progress(self, job: Job, report) -> None:
         services = self._services()
         services.metrics.job_progress(job.id, report.images, report.faces, job.rate)
-
-    def screen_for(self, job_engine: Engine):
-        """The blocklist screen for a job's engine (its catalog records what it blocks)."""
-        return actions.governed(job_engine)[1].screen
 
     def finished(self, job: Job) -> None:
         services = self._services()

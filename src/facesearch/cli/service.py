@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import Settings
+from ..config import Settings, settings_json
 from ..governance.auth import Authenticator, Role
 from ..store.accounts import Accounts
 from ..store.db import Database
@@ -89,7 +89,7 @@ def serve(
     """
     import uvicorn
 
-    from ..api.app import SETTINGS_ENV, create_app, settings_for_workers
+    from ..api.app import SETTINGS_ENV, create_app
 
     settings: Settings = ctx.obj
     app = create_app(settings)
@@ -109,6 +109,6 @@ def serve(
         return
     services.engine.close()
     # Each worker builds its own app from these settings (uvicorn starts them afresh).
-    os.environ[SETTINGS_ENV] = settings_for_workers(settings)
+    os.environ[SETTINGS_ENV] = settings_json(settings)
     uvicorn.run("facesearch.api.app:app_from_environment", factory=True, workers=workers,
                 **options)  # fmt: skip
