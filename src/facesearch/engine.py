@@ -448,7 +448,7 @@ class Engine:
     def _vector_index(self) -> CatalogBackedIndex:
         index = self.vector_index()
         catalog = self.reads
-        index.sync(catalog)
+        index.sync(catalog, wait=False)
         if not len(index):
             spec = self.embedder_spec
             others = [m for m in catalog.face_models() if (m[0], m[1]) != (spec.name, spec.version)]

@@ -14,11 +14,9 @@ nothing stored twice.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from multiprocessing import get_context
@@ -29,6 +27,7 @@ from pathlib import Path
 from .config import Settings, settings_json
 from .engine import Engine
 from .ingest import IngestReport, Screen
+from .parallel import die_with_parent
 from .storage import open_catalog
 from .store.jobs import Job, Jobs
 from .store.leases import Leases, this_process
@@ -251,9 +250,7 @@ def _ingest_job(
     """The child process of one job: ingest with the job's row as its progress, and
     tell the runner each batch ("progress", report) and how it ended: ("finished",
     report), ("stopped", None) after `stop`, or ("failed", message)."""
-    with contextlib.suppress(OSError, AttributeError):
-        # Linux: killed with the runner's thread, so no orphan goes on storing.
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    die_with_parent()  # no orphan goes on storing after its server was killed
     settings = Settings.model_validate(json.loads(settings_json_))
     catalog = open_catalog(settings)
     jobs = Jobs(catalog.db)

@@ -7,10 +7,25 @@ the caller (who owns the database) in the parent process.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Any
+
+
+def die_with_parent() -> None:
+    """Linux: this process is killed when the thread that started it ends, so a parent
+    killed with SIGKILL leaves no worker behind holding memory (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+def _start_worker(initializer: Callable[..., None], *initargs) -> None:
+    die_with_parent()
+    initializer(*initargs)
 
 
 def run_bounded(
@@ -25,8 +40,9 @@ def run_bounded(
     tasks per worker in flight, passing each result to `consume` as it arrives."""
     window = workers * 2
     with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs
-    ) as pool:
+        workers, mp_context=get_context("spawn"), initializer=_start_worker,
+        initargs=(initializer, *initargs),
+    ) as pool:  # fmt: skip
         pending: set[Future] = set()
         try:
             for item in items:

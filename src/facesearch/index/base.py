@@ -96,8 +96,10 @@ class CatalogBackedIndex(VectorIndex, Protocol):
         their face ids: the index knows each face's collection."""
         ...
 
-    def sync(self, catalog: CatalogSource) -> SyncReport:
-        """Catch up with faces added to and deleted from the catalog since last time."""
+    def sync(self, catalog: CatalogSource, wait: bool = True) -> SyncReport:
+        """Catch up with faces added to and deleted from the catalog since last time.
+        `wait` False (a search): do nothing while another process writes the index; that
+        writer (an ingest) is catching it up, and a search must not queue behind it."""
         ...
 
     def verify(self, catalog: CatalogSource) -> dict:
@@ -185,8 +187,14 @@ class CatalogFed:
 
     # the loop
 
-    def sync(self, catalog: CatalogSource) -> SyncReport:
+    def _busy(self) -> bool:
+        """Whether another process is writing the index now."""
+        return False
+
+    def sync(self, catalog: CatalogSource, wait: bool = True) -> SyncReport:
         report = SyncReport()
+        if not wait and self._busy():
+            return report
         if not self._behind(Marks(*catalog.index_marks())):
             return report
         with self._syncing(catalog) as marks:

@@ -86,12 +86,18 @@ def mapped(path: Path, dtype: str, rows: int, dim: int | None = None) -> np.ndar
 
 
 @contextmanager
-def locked(path: Path, exclusive: bool) -> Iterator[None]:
-    """An advisory lock shared by every process that opens the same index."""
+def locked(path: Path, exclusive: bool, wait: bool = True) -> Iterator[bool]:
+    """An advisory lock shared by every process that opens the same index; whether it
+    was taken (always, unless `wait` is False and another process holds it)."""
     with path.open("a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
-            yield
+            flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+            fcntl.flock(f.fileno(), flags)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 

@@ -319,12 +319,18 @@ class PersistentIndex(CatalogFed):
             else np.zeros(m.count, dtype=np.int64)  # until the next sync asks the catalog
         )
 
-    def _refresh(self) -> None:
-        """Pick up what another process committed since we last looked."""
+    def _refresh(self, wait: bool = True) -> None:
+        """Pick up what another process committed since we last looked; without `wait`,
+        not while another process writes (what is loaded stays valid: files only grow
+        within a generation, and a replaced one stays mapped)."""
         if self._manifest_stamp() != self._stamp:
-            with self._rw.write(), locked(self._lock, exclusive=True):
-                if self._manifest_stamp() != self._stamp:
+            with self._rw.write(), locked(self._lock, exclusive=True, wait=wait) as taken:
+                if taken and self._manifest_stamp() != self._stamp:
                     self._load(repair=False)
+
+    def _busy(self) -> bool:
+        with locked(self._lock, exclusive=True, wait=False) as taken:
+            return not taken
 
     # reading
 
@@ -371,7 +377,7 @@ class PersistentIndex(CatalogFed):
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top-k: (scores, face ids), best first; id -1 pads missing results."""
-        self._refresh()
+        self._refresh(wait=False)
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         with self._rw.read():
             if allowed is None:
@@ -384,7 +390,7 @@ class PersistentIndex(CatalogFed):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k among the faces of these collections, found from the slots' collection
         ids: the cost follows the collections' faces, not the whole index."""
-        self._refresh()
+        self._refresh(wait=False)
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         with self._rw.read():
             if not self.m.with_collections:

@@ -310,11 +310,12 @@ class PeopleStore:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             found.update(r[0] for r in self.conn.execute(
-                # CROSS JOIN keeps SQLite from walking all of the organisation's persons.
-                "SELECT o.face_id FROM person_faces pf CROSS JOIN persons p "
-                "CROSS JOIN person_faces o WHERE p.id = pf.person_id "
-                "AND o.person_id = pf.person_id AND p.organisation_id = ? "
-                f"AND pf.face_id IN ({','.join('?' * len(part))})",
+                # Each person once, however many of its faces are asked for; CROSS JOIN
+                # keeps SQLite from walking all of the organisation's persons.
+                "SELECT face_id FROM person_faces WHERE person_id IN (SELECT DISTINCT "
+                "pf.person_id FROM person_faces pf CROSS JOIN persons p WHERE "
+                "p.id = pf.person_id AND p.organisation_id = ? "
+                f"AND pf.face_id IN ({','.join('?' * len(part))}))",
                 (int(organisation_id), *part),
             ))  # fmt: skip
         return np.array(sorted(found), np.int64)
