@@ -445,6 +445,10 @@ class Engine:
             for h in hits
         ]
 
+    def warm_index(self) -> int:
+        """Build what the index's first searches would wait for (a server's start)."""
+        return self._vector_index().warm()
+
     def _vector_index(self) -> CatalogBackedIndex:
         index = self.vector_index()
         catalog = self.reads

@@ -172,6 +172,9 @@ def test_collection_filters_probe_lists_by_their_share_of_the_index(world):
     index = _open(settings.model_copy(update={"index": index_settings}), catalog)
     index.sync(catalog)
     assert index.approximate
+    # b and c (each below half of the index, above filter_exact_max) get own lists; a
+    # (300 of 580) is searched in the shared ones.
+    assert index.warm() == 2
     ids = catalog.model_face_ids(MODEL, VERSION)
     rows = catalog.faces(ids)
     queries = vectors[500:520]

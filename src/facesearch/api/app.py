@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,6 +66,17 @@ ROUTERS = (
 SETTINGS_ENV = "FACESEARCH_SERVE_SETTINGS_JSON"
 
 
+def _warm(engine: Engine) -> None:
+    """The index's per-collection lists, built before the first searches ask for them."""
+    try:
+        built = engine.warm_index()
+    except Exception:  # an empty or mismatched catalog says so at its first search
+        log.debug("index not warmed", exc_info=True)
+        return
+    if built:
+        log.info("index: lists of %d large collections ready", built)
+
+
 def app_from_environment() -> FastAPI:
     """The app of one `serve --workers N` worker (uvicorn's factory)."""
     return create_app(Settings.model_validate(json.loads(os.environ[SETTINGS_ENV])))
@@ -101,6 +113,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         accounts_store.delete_expired_sessions()
         purger = RetentionPurger(services)
         purger.start()
+        threading.Thread(target=_warm, args=(services.engine,), name="index-warm",
+                         daemon=True).start()  # fmt: skip
         try:
             yield
         finally:

@@ -106,6 +106,10 @@ class CatalogBackedIndex(VectorIndex, Protocol):
         """Check that the index holds exactly the catalog's faces and no deleted one."""
         ...
 
+    def warm(self) -> int:
+        """Build now what the first searches would otherwise wait for; how many parts."""
+        ...
+
     def rebuild(self, catalog: CatalogSource) -> dict:
         """Build the index again from the catalog alone."""
         ...
@@ -190,6 +194,9 @@ class CatalogFed:
     def _busy(self) -> bool:
         """Whether another process is writing the index now."""
         return False
+
+    def warm(self) -> int:
+        return 0
 
     def sync(self, catalog: CatalogSource, wait: bool = True) -> SyncReport:
         report = SyncReport()
