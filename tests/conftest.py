@@ -21,6 +21,10 @@ pytest_plugins = ("apiworld", "postgres")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACESEARCH_DATA", ROOT.parent / "shared" / "data"))
+# Two test workers share the cores: a server's ingest job at its default niceness (19)
+# would wait on the other worker's tests and could run past a test's timeout. Priority is
+# measured in bench/serving.py, not here.
+os.environ.setdefault("FACESEARCH_JOBS__NICE", "0")
 # Subprocesses started by tests import this checkout's code, not another install.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
