@@ -179,8 +179,8 @@ class Engine:
         if self._people is None:
             self._people = People(
                 self.catalog, self.embedder_spec, self.settings.people,
-                lambda vectors, k, collections: self.vector_index().search_collections(
-                    vectors, k, collections),
+                lambda vectors, k, collections, refine: self.vector_index().search_collections(
+                    vectors, k, collections, refine),
                 self.settings.data_dir / "people",
             )  # fmt: skip
         return self._people

@@ -90,10 +90,11 @@ class CatalogBackedIndex(VectorIndex, Protocol):
     Searches may run in many threads at once, and alongside `sync`."""
 
     def search_collections(
-        self, queries: np.ndarray, k: int, collection_ids: list[int]
+        self, queries: np.ndarray, k: int, collection_ids: list[int], refine: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k among the faces of these collections only, without being handed
-        their face ids: the index knows each face's collection."""
+        their face ids: the index knows each face's collection. `refine`: candidates
+        re-ranked exactly per result, where the back end re-ranks (else its setting)."""
         ...
 
     def sync(self, catalog: CatalogSource, wait: bool = True) -> SyncReport:

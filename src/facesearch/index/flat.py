@@ -69,8 +69,9 @@ class FlatIndex(CatalogFed):
             return self._index.search(queries, k, params=params)
 
     def search_collections(
-        self, queries: np.ndarray, k: int, collection_ids: list[int]
+        self, queries: np.ndarray, k: int, collection_ids: list[int], refine: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: `refine` does not apply."""
         with self._rw.read():
             allowed = self._ids_in(collection_ids)
         return self.search(queries, k, allowed)

@@ -247,9 +247,10 @@ class MilvusIndex(CatalogFed):
         return _merge(parts, k)
 
     def search_collections(
-        self, queries: np.ndarray, k: int, collection_ids: list[int]
+        self, queries: np.ndarray, k: int, collection_ids: list[int], refine: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k among the faces of these facesearch collections only."""
+        """Top-k among the faces of these facesearch collections only (Milvus's own search
+        parameters set its effort; `refine` does not apply)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if not collection_ids:
             return _empty(len(queries), k)

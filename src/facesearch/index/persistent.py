@@ -386,7 +386,7 @@ class PersistentIndex(CatalogFed):
             return self._search_slots(queries, k, slots)
 
     def search_collections(
-        self, queries: np.ndarray, k: int, collection_ids: list[int]
+        self, queries: np.ndarray, k: int, collection_ids: list[int], refine: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k among the faces of these collections, found from the slots' collection
         ids: the cost follows the collections' faces, not the whole index."""
@@ -400,19 +400,21 @@ class PersistentIndex(CatalogFed):
             groups = self._grouped_slots()
             chosen = [c for c in set(map(int, collection_ids)) if c in groups]
             if set(groups) <= set(chosen):
-                return self._search_slots(queries, k, None)  # every face is allowed
+                return self._search_slots(queries, k, None, refine)  # every face is allowed
             share = sum(len(groups[c]) for c in chosen) / max(self.m.count, 1)
             if share >= SHARED_LISTS_SHARE:
                 # Most of the index: the shared lists with a bitmap scan little in vain,
                 # and one search beats one per collection.
                 bits, allowed = self._bitmap_of(chosen)
-                return self._search_bits(queries, k, bits, allowed)
+                return self._search_bits(queries, k, bits, allowed, refine)
             large = [c for c in chosen if len(groups[c]) > self.settings.filter_exact_max]
             small = self._collection_slots([c for c in chosen if c not in large])
-            parts = [self._search_slots(queries, k, small)] if len(small) or not large else []
+            parts = (
+                [self._search_slots(queries, k, small, refine)] if len(small) or not large else []
+            )
             if large:
                 bits = self._alive_bits()
-                pool = max(k * self.settings.refine, k)
+                pool = self._pool(k, refine)
                 # The own lists hold only the chosen faces: probing `nprobe / share` of
                 # them scans as many codes as an unfiltered search does, and finds the
                 # true neighbours more often (all lists probed below a share of
@@ -490,8 +492,12 @@ class PersistentIndex(CatalogFed):
                 joined[value] = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return joined
 
+    def _pool(self, k: int, refine: int | None) -> int:
+        """Candidates re-ranked exactly for a top-k: `refine` (else the settings') times k."""
+        return max(k * (refine or self.settings.refine), k)
+
     def _search_slots(
-        self, queries: np.ndarray, k: int, slots: np.ndarray | None
+        self, queries: np.ndarray, k: int, slots: np.ndarray | None, refine: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over all live slots (None) or the given live ones (under the read lock)."""
         if slots is not None:
@@ -499,22 +505,24 @@ class PersistentIndex(CatalogFed):
                 return self._exact(queries, k, slots)
             mask = np.zeros(self.m.count, dtype=bool)
             mask[slots] = True
-            return self._search_bits(queries, k, np.packbits(mask, bitorder="little"), len(slots))
+            bits = np.packbits(mask, bitorder="little")
+            return self._search_bits(queries, k, bits, len(slots), refine)
         if self._ivf is None:
             return self._exact(queries, k, None)
-        pool = max(k * self.settings.refine, k)
+        pool = self._pool(k, refine)
         candidates = self._ivf.search(queries, pool, self._nprobe(), self._alive_bits())
         return self._rerank(queries, k, candidates)
 
     def _search_bits(
-        self, queries: np.ndarray, k: int, bits: np.ndarray, allowed: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, queries: np.ndarray, k: int, bits: np.ndarray, allowed: int,
+        refine: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Top-k over the shared lists among the `allowed` live slots set in `bits`."""
         assert self._ivf is not None
         # A filter keeps a fraction of each probed list: probe more lists so
         # about as many allowed candidates are seen as without a filter.
         nprobe = math.ceil(self._nprobe() / max(allowed / max(len(self), 1), 1e-9))
-        pool = max(k * self.settings.refine, k)
+        pool = self._pool(k, refine)
         return self._rerank(queries, k, self._ivf.search(queries, pool, nprobe, bits))
 
     def _bitmap_of(self, collections: list[int]) -> tuple[np.ndarray, int]:

@@ -262,6 +262,15 @@ class PeopleStore:
         ).fetchall()
         return self._cluster_input(rows, load_vectors)
 
+    def cluster_input_after(
+        self, organisation_id: int, model: str, version: str, after: int
+    ) -> ClusterInput:
+        """The organisation's faces of this model with ids above `after` (an ingest step's
+        new faces): found from the ids' own range, so the cost follows the new faces."""
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT id FROM faces WHERE id > ? ORDER BY id", (int(after),))]  # fmt: skip
+        return self.cluster_input_of(organisation_id, model, version, ids)
+
     def cluster_input_of(
         self, organisation_id: int, model: str, version: str, face_ids: Iterable[int]
     ) -> ClusterInput:
