@@ -231,8 +231,7 @@ def concurrency(settings: Settings, photos: list[bytes], seconds: float) -> dict
         server = serve(settings, workers, models, **env)
         try:
             clients = [client(server) for _ in range(8)]
-            # Warm-up: every worker process and analyzer loads its models.
-            load_run(clients, photos, min(seconds, 10))
+            load_run(clients, photos, 20)  # models loaded, own lists built (warm)
             rows = []
             for n in (1, 2, 4, 8):
                 rows.append(load_run(clients[:n], photos, seconds))
@@ -261,7 +260,7 @@ def during_ingest(settings: Settings, workers: int, models: int, photos: list[by
     rows = []
     try:
         clients = [client(server) for _ in range(2)]
-        load_run(clients, photos, min(seconds, 10))
+        load_run(clients, photos, 20)  # models loaded, own lists built (warm)
         idle = {n: load_run(clients[:n], photos, seconds) for n in (1, 2)}
         job = clients[0].post("/api/jobs", json={"collection": name,
                                                  "paths": [str(p) for p in people]})  # fmt: skip
